@@ -1,0 +1,323 @@
+"""`plotgpt`: prepare | train | finetune | generate | evaluate | download.
+
+Every subcommand has sensible defaults, so `plotgpt prepare data/sample/plots.txt && plotgpt train
+&& plotgpt generate` just works. Bad input ends with one line on stderr and a non-zero exit.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from . import config as C
+from . import paths
+
+EXIT_ERROR = 2
+
+
+# ---- argument helpers --------------------------------------------------------------------------
+def _add_overrides(p: argparse.ArgumentParser, model: bool = True) -> None:
+    """One flag per config field (--n-layer, --lr, ...), defaulting to the preset's value."""
+    g = p.add_argument_group("overrides (default: the preset's value)")
+    classes = (C.ModelConfig, C.TrainConfig) if model else (C.TrainConfig,)
+    for cls in classes:
+        for f in fields(cls):
+            if f.name in ("vocab_size", "max_iters", "max_minutes"):
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            if f.type in ("bool", bool):
+                g.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+            else:
+                typ = {"int": int, "float": float, "str": str}.get(str(f.type), str)
+                g.add_argument(flag, dest=f.name, type=typ, default=None, metavar=f.name.upper())
+
+
+def _overrides(args: argparse.Namespace, names) -> dict:
+    return {k: getattr(args, k, None) for k in names if getattr(args, k, None) is not None}
+
+
+def _data_dir(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    found = paths.newest_prepared()
+    if found is None:
+        raise ValueError(f"no prepared data under {paths.data_root()}; run first: plotgpt prepare data/sample/plots.txt")
+    return found
+
+
+def _checkpoint_path(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    run = paths.newest_run()
+    if run is None:
+        raise ValueError(f"no checkpoint under {paths.checkpoints_root()}; train one first: plotgpt train")
+    return run
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# ---- subcommands -------------------------------------------------------------------------------
+def cmd_prepare(args) -> int:
+    from . import memmap, prepare, tokenizer as tok
+
+    encoding = None
+    if args.tokenizer_from:
+        encoding = _tokenizer_from(Path(args.tokenizer_from))
+    out = prepare.prepare(args.input, args.out, fmt=args.format, separator=args.separator, column=args.column,
+                          field=args.field, title=args.title, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
+                          val_fraction=args.val_fraction, encoding=encoding, progress=not args.quiet, log=_log)
+    data = memmap.load_data(out)
+    for split in ("train", "val"):
+        s = memmap.token_stats(data, split, top=8)
+        print(f"{split:>5}: {s['documents']:,} documents, {s['characters']:,} characters, {s['bytes']:,} bytes, "
+              f"{s['tokens']:,} tokens, {s['bytes_per_token']:.2f} bytes/token, {s['distinct_tokens']:,} distinct tokens")
+    s = memmap.token_stats(data, "train", top=8)
+    print("most frequent: " + ", ".join(f"{t} {c:,}" for t, c in s["most_frequent"]))
+    print("least frequent: " + ", ".join(f"{t} {c:,}" for t, c in s["least_frequent"]))
+    print(f"tokenizer: {data.tokenizer.name} ({data.vocab_size:,} ids, fingerprint {tok.fingerprint(data.tokenizer)})")
+    print(f"wrote {out}/train.bin, val.bin, meta.json, tokenizer.json\nnext: plotgpt train --data {out}")
+    return 0
+
+
+def _tokenizer_from(path: Path):
+    """A tokenizer from a tokenizer.json, a prepared data folder or a checkpoint."""
+    from . import checkpoint, tokenizer as tok
+
+    if path.is_dir() and (path / "tokenizer.json").exists():
+        return tok.load(path / "tokenizer.json")
+    if path.suffix == ".json":
+        return tok.load(path)
+    return tok.from_dict(checkpoint.read_info(checkpoint.resolve(path))["tokenizer"])
+
+
+def cmd_train(args) -> int:
+    from . import checkpoint, train as T
+
+    data_dir = _data_dir(args.data)
+    out = Path(args.out) if args.out else paths.checkpoints_root() / f"{data_dir.name}-{args.preset}"
+    overrides = _overrides(args, C.MODEL_FIELDS | C.TRAIN_FIELDS)
+    model_cfg, train_cfg = C.get_preset(args.preset, **overrides)
+    if args.resume:
+        last = T.newest_resumable(out)
+        if last is not None:  # continue with the run's own settings; flags given now still win
+            saved = checkpoint.read_info(last)["info"]["train_config"]
+            train_cfg = C.TrainConfig(**{**saved, **_overrides(args, C.TRAIN_FIELDS)})
+    return _run_training(data_dir, model_cfg, train_cfg, out, args, resume=args.resume)
+
+
+def cmd_finetune(args) -> int:
+    from . import checkpoint
+
+    ck = checkpoint.load(_checkpoint_path(args.checkpoint))
+    data_dir = _data_dir(args.data)
+    base = C.TrainConfig(**ck.info["train_config"]) if "train_config" in ck.info else C.TrainConfig()
+    # A fresh, gentler schedule: a third of the original peak lr, short warmup, a few hundred steps.
+    defaults = {"lr": base.lr / 3, "warmup_iters": 20, "max_iters": 500, "eval_interval": 100}
+    train_cfg = C.TrainConfig(**{**asdict(base), **defaults, **_overrides(args, C.TRAIN_FIELDS)})
+    run_name = ck.path.parent.name if ck.path.parent != Path(".") else ck.path.stem
+    out = Path(args.out) if args.out else paths.checkpoints_root() / f"{run_name}-ft-{data_dir.name}"
+    return _run_training(data_dir, ck.config, train_cfg, out, args, resume=args.resume, init_from=ck)
+
+
+def _run_training(data_dir, model_cfg, train_cfg, out, args, resume=False, init_from=None) -> int:
+    from . import memmap, plots, prepare, train as T
+
+    if args.max_iters is not None:
+        train_cfg = C.TrainConfig(**{**asdict(train_cfg), "max_iters": args.max_iters})
+    if args.max_minutes is not None:
+        train_cfg = C.TrainConfig(**{**asdict(train_cfg), "max_minutes": args.max_minutes})
+    data = memmap.load_data(data_dir)
+    prepare.check_writable(Path(out))
+    t0 = time.time()
+    result = T.train(data, model_cfg, train_cfg, out, resume=resume, init_from=init_from, device=args.device,
+                     progress=not args.quiet, log=_log)
+    png = plots.save_loss_plot(result.history, Path(out) / "loss.png", title=f"{Path(out).name}")
+    best = Path(out) / "best.safetensors"
+    print(f"done in {time.time() - t0:.0f} s: {result.stop_reason} at step {result.step}\n"
+          f"  best checkpoint: {best}\n  last checkpoint: {result.last_checkpoint}\n"
+          f"  loss curve:      {png}\n  metrics log:     {Path(out) / 'metrics.jsonl'}\n"
+          f"next: plotgpt generate --checkpoint {best}")
+    return 0
+
+
+def _settings(args):
+    from .sample import SampleSettings
+
+    return SampleSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                          top_k=args.top_k or None, top_p=args.top_p, do_sample=not args.greedy,
+                          repetition_penalty=args.repetition_penalty, seed=args.seed)
+
+
+def cmd_generate(args) -> int:
+    from . import checkpoint, sample
+    from .device import detect_device
+
+    ck = checkpoint.load(_checkpoint_path(args.checkpoint), device=detect_device(args.device))
+    prompts = args.prompt or [""]
+    texts = sample.generate(ck, prompts, args.num_samples, _settings(args))
+    for i, text in enumerate(texts):
+        prompt = prompts[i // args.num_samples]
+        print(f"--- sample {i % args.num_samples + 1}" + (f" for {prompt!r}" if prompt else "") + " ---")
+        print(text.strip() + "\n")
+    if args.out:
+        from .atomic import atomic_write_text
+
+        atomic_write_text(args.out, "\n===\n".join(t.strip() for t in texts) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import numpy as np
+
+    from . import checkpoint, evaluate as E, memmap, sample, train as T
+    from .device import autocast, detect_device, pick_dtype
+
+    device = detect_device(args.device)
+    ck = checkpoint.load(_checkpoint_path(args.checkpoint), device=device)
+    data_arg = args.data or ck.info.get("data", {}).get("path")
+    data = memmap.load_data(_data_dir(data_arg if data_arg and Path(data_arg).exists() else None))
+    T._check_tokenizer(ck.tokenizer, data, ck.path)
+    ctx = autocast(device, pick_dtype(device))
+    full = E.full_loss(ck.model, data, "val", device=device, ctx=ctx)
+    texts = sample.generate(ck, args.prompt or [""], args.num_samples, _settings(args))
+    train_ids = np.asarray(data.tokens("train"))
+    eot = ck.tokenizer.eot_token
+    cuts = np.flatnonzero(train_ids == eot)
+    docs = [ck.tokenizer.decode(train_ids[a + 1:b].tolist()) for a, b in zip(cuts, [*cuts[1:], len(train_ids)])]
+    index = E.NoveltyIndex("\n".join(docs))
+    scores = [index.score(t) for t in texts]
+    rep = [E.repetition(t) for t in texts]
+    longest = max(scores, key=lambda s: s["longest_copied_words"])
+    report = {"checkpoint": str(ck.path), "data": str(data.path), "val_loss": full["loss"], "val_bpb": full["bpb"],
+              "val_tokens": full["tokens"], "samples": len(texts), "repetition_4gram": float(np.mean(rep)),
+              "copied_8gram_share": float(np.mean([s["copied_8gram_share"] for s in scores])),
+              "longest_copied_words": longest["longest_copied_words"],
+              "longest_copied_text": longest["longest_copied_text"]}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"checkpoint {ck.path} on {data.path} (val: {full['tokens']:,} tokens)\n"
+          f"  val loss        {full['loss']:.4f} nats/token\n"
+          f"  val bits/byte   {full['bpb']:.4f}\n"
+          f"  repetition      {report['repetition_4gram']:.1%} of word 4-grams repeat within a sample "
+          f"({len(texts)} samples)\n"
+          f"  novelty         {report['copied_8gram_share']:.1%} of word 8-grams appear verbatim in the training text\n"
+          f"  longest copy    {report['longest_copied_words']} words: {report['longest_copied_text'][:200]!r}")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from . import download
+
+    out = Path(args.out) if args.out else paths.root() / "data" / "downloads"
+    path = download.fetch_dataset(args.dataset, out, url=args.url, sha256=args.sha256, progress=not args.quiet,
+                                  force=args.force)
+    print(f"{path} ({path.stat().st_size:,} bytes, sha256 {download.sha256_file(path)})\n"
+          f"next: plotgpt prepare {path} --format cmu")
+    return 0
+
+
+# ---- parser --------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from .corpus import DEFAULT_SEPARATOR, FORMATS
+
+    p = argparse.ArgumentParser(prog="plotgpt", description="Train a small GPT on one narrow domain (movie plots).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sp = sub.add_parser("prepare", help="corpus -> tokenizer -> train.bin/val.bin memmaps")
+    sp.add_argument("input", help="a text file, a folder of .txt files, a CSV, a JSONL file, or the CMU archive")
+    sp.add_argument("--format", choices=FORMATS, help="default: guessed from the name")
+    sp.add_argument("--separator", default=DEFAULT_SEPARATOR,
+                    help="document separator line for txt/dir (default %(default)s; also: blank, %%, <|endoftext|>)")
+    sp.add_argument("--column", default="Plot", help="CSV column holding the text (default %(default)s)")
+    sp.add_argument("--field", default="text", help="JSONL field holding the text (default %(default)s)")
+    sp.add_argument("--title", help="CSV column / JSONL field with a title to keep as a 'Title:' line "
+                                    "(CSV default: Title, when present)")
+    sp.add_argument("--tokenizer", choices=("bpe", "gpt2"), default="bpe",
+                    help="bpe: train a domain BPE here (offline); gpt2: tiktoken's GPT-2 BPE (default %(default)s)")
+    sp.add_argument("--vocab-size", type=int, default=4096, help="domain BPE vocabulary (default %(default)s)")
+    sp.add_argument("--tokenizer-from", metavar="PATH",
+                    help="reuse a tokenizer: a tokenizer.json, a prepared folder or a checkpoint (for fine-tuning)")
+    sp.add_argument("--val-fraction", type=float, default=0.1, help="last share of documents for val (default 0.1)")
+    sp.add_argument("--out", help="output folder (default: data/prepared/<corpus name>)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_prepare)
+
+    def training_args(sp, model: bool):
+        sp.add_argument("--data", help="prepared data folder (default: the newest under data/prepared)")
+        sp.add_argument("--max-iters", type=int, help="optimizer steps")
+        sp.add_argument("--max-minutes", type=float, help="wall-clock budget; the schedule fits itself to it")
+        sp.add_argument("--out", help="run folder for checkpoints and logs")
+        sp.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+        sp.add_argument("--device", help="cuda, mps or cpu (default: detected)")
+        sp.add_argument("--quiet", action="store_true", help="no progress bar")
+        _add_overrides(sp, model=model)
+
+    sp = sub.add_parser("train", help="train a GPT on prepared data")
+    sp.add_argument("--preset", default="cpu", choices=list(C.PRESETS),
+                    help="; ".join(f"{k}: {v.description}" for k, v in C.PRESETS.items()) + " (default cpu)")
+    training_args(sp, model=True)
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("finetune", help="continue training a checkpoint on another corpus (fresh schedule)")
+    sp.add_argument("--checkpoint", help="checkpoint file or run folder (default: the newest run)")
+    training_args(sp, model=False)
+    sp.set_defaults(func=cmd_finetune)
+
+    def sampling_args(sp, num_samples: int):
+        sp.add_argument("--checkpoint", help="checkpoint file or run folder (default: the newest run's best)")
+        sp.add_argument("--prompt", action="append", help="how the text begins (repeat for several prompts)")
+        sp.add_argument("--num-samples", type=int, default=num_samples, help="samples per prompt (default %(default)s)")
+        sp.add_argument("--max-new-tokens", type=int, default=200, help="default %(default)s")
+        sp.add_argument("--temperature", type=float, default=0.8, help="default %(default)s")
+        sp.add_argument("--top-k", type=int, default=50, help="0 disables (default %(default)s)")
+        sp.add_argument("--top-p", type=float, help="nucleus sampling, e.g. 0.9")
+        sp.add_argument("--repetition-penalty", type=float, default=1.0, help="e.g. 1.2 (default off)")
+        sp.add_argument("--greedy", action="store_true", help="always take the most likely token")
+        sp.add_argument("--seed", type=int, help="for reproducible samples")
+        sp.add_argument("--device", help="cuda, mps or cpu (default: detected)")
+
+    sp = sub.add_parser("generate", help="write new plots with a trained model")
+    sampling_args(sp, 3)
+    sp.add_argument("--out", help="also write the samples to this file (=== between them)")
+    sp.set_defaults(func=cmd_generate)
+
+    sp = sub.add_parser("evaluate", help="val loss, bits per byte, repetition and novelty of samples")
+    sampling_args(sp, 5)
+    sp.add_argument("--data", help="prepared data (default: the checkpoint's own)")
+    sp.add_argument("--json", action="store_true", help="print a JSON report")
+    sp.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("download", help="fetch a public corpus (cmu-plots)")
+    sp.add_argument("dataset", choices=["cmu-plots"])
+    sp.add_argument("--url", help="download from this URL instead (a mirror)")
+    sp.add_argument("--sha256", help="expected sha256 of the file")
+    sp.add_argument("--out", help="folder (default: data/downloads)")
+    sp.add_argument("--force", action="store_true", help="download again even if present")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_download)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("plotgpt: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError, FloatingPointError) as exc:
+        # Every error we raise on purpose is one of these, with a message that says what to do.
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"plotgpt {args.command}: error: {msg}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

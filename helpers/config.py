@@ -1,0 +1,122 @@
+"""Model and training configuration: two dataclasses and the named presets.
+
+Taught in notebook 03 (GPT blocks: the parameter table of the presets) and notebook 04 (training).
+A preset is plain data; the CLI and the notebooks override any field by keyword:
+
+    model_cfg, train_cfg = get_preset("cpu", n_layer=6, lr=1e-3)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """GPT-2 shaped transformer (as in minGPT / nanoGPT)."""
+
+    vocab_size: int = 4096  # filled in from the prepared data's tokenizer
+    block_size: int = 256  # context length in tokens
+    n_layer: int = 6
+    n_head: int = 6
+    n_embd: int = 384
+    dropout: float = 0.0
+    bias: bool = True  # biases in Linear and LayerNorm, as GPT-2
+
+    def __post_init__(self) -> None:
+        # Bounds that keep a crafted config from asking for absurd memory before anything is allocated.
+        limits = {"vocab_size": (2, 65_536), "block_size": (1, 65_536), "n_layer": (1, 256),
+                  "n_head": (1, 256), "n_embd": (1, 16_384)}
+        for name, (lo, hi) in limits.items():
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+                raise ValueError(f"model config: {name}={v!r} is outside the sane range [{lo}, {hi}]")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"model config: n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model config: dropout={self.dropout} must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything the training loop needs besides the model shape."""
+
+    batch_size: int = 16  # sequences per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    max_iters: int = 2000  # optimizer steps
+    max_minutes: float = 0.0  # wall-clock budget for the loop; 0 = no limit
+    lr: float = 1e-3  # peak learning rate
+    min_lr_ratio: float = 0.1  # cosine floor = lr * min_lr_ratio
+    warmup_iters: int = 100
+    weight_decay: float = 0.1  # on matrices only (embeddings included), never on biases/LayerNorm
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # 0 disables clipping
+    eval_interval: int = 200  # steps between evaluations (and checkpoints)
+    eval_iters: int = 20  # batches per split when estimating the loss
+    sample_tokens: int = 80  # length of the demo generation printed at each eval; 0 = none
+    keep_last: int = 3  # periodic checkpoints to keep (best is kept apart)
+    patience: int = 0  # evals without val improvement before stopping early; 0 = never
+    seed: int = 1337
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    compile: bool = False  # torch.compile the model
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "grad_accum", "eval_interval", "eval_iters"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train config: {name} must be at least 1")
+        if self.max_iters < 0 or self.warmup_iters < 0 or self.max_minutes < 0:
+            raise ValueError("train config: max_iters, warmup_iters and max_minutes must not be negative")
+        if self.lr <= 0:
+            raise ValueError("train config: lr must be positive")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ValueError(f"train config: dtype={self.dtype!r}; choose auto, float32, bfloat16 or float16")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    model: ModelConfig
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset(
+        "smoke", "CI and tests: a toy model that trains in seconds",
+        ModelConfig(block_size=64, n_layer=2, n_head=2, n_embd=64),
+        TrainConfig(batch_size=8, max_iters=40, lr=3e-3, warmup_iters=5, eval_interval=20,
+                    eval_iters=4, sample_tokens=24, dtype="float32"),
+    ),
+    "cpu": Preset(
+        "cpu", "laptop CPU: sized by measurement for a few minutes on 2 cores",
+        ModelConfig(block_size=128, n_layer=4, n_head=4, n_embd=256, dropout=0.1),
+        TrainConfig(batch_size=16, max_iters=3000, lr=2e-3, warmup_iters=100, eval_interval=250,
+                    eval_iters=10, sample_tokens=60, patience=6),
+    ),
+    "gpu-124m": Preset(
+        "gpu-124m", "the reference's GPT-2 small: 12 x 768, block 256, on one GPU",
+        ModelConfig(block_size=256, n_layer=12, n_head=12, n_embd=768, dropout=0.1),
+        TrainConfig(batch_size=16, grad_accum=8, max_iters=20000, lr=6e-4, warmup_iters=500,
+                    eval_interval=500, eval_iters=50, sample_tokens=120, patience=8, compile=True),
+    ),
+}
+
+MODEL_FIELDS = frozenset(f.name for f in fields(ModelConfig))
+TRAIN_FIELDS = frozenset(f.name for f in fields(TrainConfig))
+
+
+def get_preset(name: str, **overrides) -> tuple[ModelConfig, TrainConfig]:
+    """Return (model config, train config) for a preset, with keyword overrides applied.
+
+    Overrides whose value is None are ignored, so CLI flags that were not given change nothing.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    preset = PRESETS[name]
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(overrides) - MODEL_FIELDS - TRAIN_FIELDS
+    if unknown:
+        raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    model = replace(preset.model, **{k: v for k, v in overrides.items() if k in MODEL_FIELDS})
+    train = replace(preset.train, **{k: v for k, v in overrides.items() if k in TRAIN_FIELDS})
+    return model, train

@@ -1,0 +1,81 @@
+"""Device and precision detection, seeding, and the version report every notebook prints first.
+
+A beginner passes no flags: cuda -> mps -> cpu, bf16 autocast where the hardware has it,
+fp16 + GradScaler only on GPUs without bf16. Taught in notebook 04 (AMP).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import random
+
+import numpy as np
+import torch
+
+
+def detect_device(requested: str | None = None) -> str:
+    """'cuda' if a GPU is there, else 'mps' on Apple silicon, else 'cpu' (or what was asked for)."""
+    if requested and requested != "auto":
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU here")
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(device: str, requested: str = "auto") -> torch.dtype:
+    """The compute dtype for autocast.
+
+    GPU: bfloat16 where supported (no loss scaling needed), else float16 (+ GradScaler).
+    CPU: float32 by default; bf16 autocast on CPU is opt-in (--dtype bfloat16) because on
+    small models its cast overhead can eat the gain (measured in `make bench`).
+    """
+    if requested != "auto":
+        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[requested]
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def autocast(device: str, dtype: torch.dtype):
+    """An autocast context, or a no-op where it would do nothing (float32)."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.split(":")[0], dtype=dtype)
+
+
+def seed_everything(seed: int) -> None:
+    """One seeding helper for python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def versions() -> dict[str, str]:
+    """Package versions and the device, as the first cell of every notebook prints them."""
+    import tiktoken
+
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "tiktoken": tiktoken.__version__ if hasattr(tiktoken, "__version__") else "?",
+        "device": detect_device(),
+        "threads": str(torch.get_num_threads()),
+    }
+    if info["device"] == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def print_versions() -> None:
+    print("  ".join(f"{k}={v}" for k, v in versions().items()))
+
+
+def cpu_threads() -> int:
+    """Threads torch uses; honours OMP_NUM_THREADS like torch itself."""
+    return int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))

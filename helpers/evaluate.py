@@ -1,0 +1,118 @@
+"""Judging a model: loss, bits per byte, and two sample-quality figures. Taught in notebook 05.
+
+Bits per byte = total negative log-likelihood (nats) / (ln 2 * UTF-8 bytes of the text). Unlike
+loss per token it does not depend on the tokenizer, so a 4k-token domain BPE and GPT-2's 50k
+vocabulary compare fairly.
+
+Repetition: the share of a sample's word 4-grams that occur more than once in it (a looping
+"the vampire ... the vampire" sample scores high). Novelty: the share of its word 8-grams found
+verbatim in the training text, and the longest copied span - we want imaginary plots, not
+recalled ones.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .memmap import PreparedData, get_batch
+
+
+@torch.no_grad()
+def estimate_loss(model, data: PreparedData, *, batch_size: int, block_size: int, eval_iters: int,
+                  generator: torch.Generator, device: str = "cpu", ctx=None,
+                  splits: tuple[str, ...] = ("train", "val")) -> dict[str, float]:
+    """Mean loss over `eval_iters` random batches per split (cheap, used during training)."""
+    was_training = model.training
+    model.eval()
+    out = {}
+    for split in splits:
+        arr = data.tokens(split)
+        losses = torch.zeros(eval_iters)
+        for i in range(eval_iters):
+            x, y = get_batch(arr, batch_size, block_size, generator, device)
+            with ctx or nullcontext():
+                _, loss = model(x, y)
+            losses[i] = loss.float()
+        out[split] = losses.mean().item()
+    model.train(was_training)
+    return out
+
+
+def bits_per_byte(loss_per_token: float, bytes_per_token: float) -> float:
+    """nats/token -> bits/byte."""
+    return loss_per_token / (math.log(2) * bytes_per_token)
+
+
+@torch.no_grad()
+def full_loss(model, data: PreparedData, split: str = "val", *, batch_size: int = 16,
+              device: str = "cpu", ctx=None) -> dict[str, float]:
+    """Exact loss over every token of a split (consecutive, non-overlapping windows).
+
+    Returns loss per token, bits per byte (the plots-bench metric) and the token count.
+    """
+    was_training = model.training
+    model.eval()
+    T = model.config.block_size if hasattr(model, "config") else model.module.config.block_size
+    arr = np.asarray(data.tokens(split), dtype=np.int64)
+    n_pred = len(arr) - 1
+    total = 0.0
+    starts = list(range(0, n_pred, T))
+    for i in range(0, len(starts), batch_size):
+        group = starts[i:i + batch_size]
+        full = [s for s in group if s + T <= n_pred]
+        rest = [s for s in group if s + T > n_pred]
+        for chunk, length in ((full, T), *(([s], n_pred - s) for s in rest)):
+            if not chunk:
+                continue
+            xy = torch.from_numpy(np.stack([arr[s:s + length + 1] for s in chunk])).to(device)
+            with ctx or nullcontext():
+                logits, _ = model(xy[:, :-1], xy[:, 1:])
+            total += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), xy[:, 1:].reshape(-1),
+                                     reduction="sum").item()
+    model.train(was_training)
+    nbytes = data.meta["splits"][split]["bytes"]
+    return {"loss": total / n_pred, "bpb": total / (math.log(2) * nbytes), "tokens": n_pred}
+
+
+def repetition(text: str, n: int = 4) -> float:
+    """Share of word n-grams that repeat an earlier n-gram of the same text (0 = no loops)."""
+    words = text.split()
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return 0.0 if not grams else 1.0 - len(set(grams)) / len(grams)
+
+
+class NoveltyIndex:
+    """Word 8-grams of the training text, hashed into a sorted array for fast membership tests."""
+
+    def __init__(self, train_text: str, n: int = 8):
+        self.n = n
+        self.words = train_text.split()
+        self.joined = " " + " ".join(self.words) + " "
+        self.hashes = np.unique(self._hashes(self.words))
+
+    def _hashes(self, words: list[str]) -> np.ndarray:
+        n = self.n
+        return np.array([hash(tuple(words[i:i + n])) for i in range(len(words) - n + 1)], dtype=np.int64)
+
+    def score(self, text: str) -> dict:
+        """{'copied_8gram_share', 'longest_copied_words', 'longest_copied_text'} for one sample."""
+        words = text.split()
+        h = self._hashes(words)
+        share = 0.0
+        if len(h):
+            pos = np.searchsorted(self.hashes, h).clip(max=len(self.hashes) - 1)
+            share = float(np.mean(self.hashes[pos] == h))
+        # Longest span of the sample found verbatim in the training text. Two pointers: if
+        # words[i:j] occurs, so does words[i+1:j], so j never moves back.
+        best, best_span, j = 0, "", 0
+        for i in range(len(words)):
+            j = max(j, i)
+            while j < len(words) and f" {' '.join(words[i:j + 1])} " in self.joined:
+                j += 1
+            if j - i > best:
+                best, best_span = j - i, " ".join(words[i:j])
+        return {"copied_8gram_share": share, "longest_copied_words": best, "longest_copied_text": best_span}

@@ -1,0 +1,184 @@
+"""GPT-2 as in minGPT / nanoGPT: pre-LN blocks, causal self-attention, GELU MLP, learned
+positions, tied input/output embeddings. Taught in notebooks 02 (attention) and 03 (blocks).
+
+Shapes: B = batch, T = time (tokens), C = n_embd, nh = n_head, hs = C // nh, V = vocab.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from .config import ModelConfig
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_head, self.n_embd, self.dropout = cfg.n_head, cfg.n_embd, cfg.dropout
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # q, k, v in one matmul
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 x (B, T, C)
+        # (B, T, C) -> (B, nh, T, hs): each head attends in its own subspace
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        # softmax(q k^T / sqrt(hs) + causal mask) v, fused: flash / memory-efficient kernels where available
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                           dropout_p=self.dropout if self.training else 0.0)  # (B, nh, T, hs)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)
+        self.gelu = nn.GELU(approximate="tanh")  # GPT-2's GELU
+        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-LN: normalise before each sub-layer, add its output to the residual stream."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(cfg.vocab_size, cfg.n_embd),
+            wpe=nn.Embedding(cfg.block_size, cfg.n_embd),
+            drop=nn.Dropout(cfg.dropout),
+            h=nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)]),
+            ln_f=nn.LayerNorm(cfg.n_embd, bias=cfg.bias),
+        ))
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        # Weight tying: reading and writing tokens share one matrix (fewer parameters, better small models).
+        self.transformer.wte.weight = self.lm_head.weight
+        self.apply(self._init_weights)
+        # GPT-2: scale the residual projections so the stream's variance does not grow with depth.
+        for name, p in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Parameters counted once (tied weights once); non-embedding drops token and position tables."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.transformer.wte.weight.numel() + self.transformer.wpe.weight.numel()
+        return n
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        B, T = idx.shape
+        if T > self.config.block_size:
+            raise ValueError(f"sequence of {T} tokens is longer than block_size {self.config.block_size}")
+        pos = torch.arange(T, device=idx.device)  # (T,)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        for block in self.transformer.h:
+            x = block(x)
+        x = self.transformer.ln_f(x)
+        if targets is None:
+            # Inference: only the last position's logits are needed, saving a (T x V) matmul.
+            return self.lm_head(x[:, [-1], :]), None  # (B, 1, V)
+        logits = self.lm_head(x)  # (B, T, V)
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1))
+        return logits, loss
+
+    @torch.no_grad()
+    def generate_stream(self, idx: torch.Tensor, max_new_tokens: int = 200, *, temperature: float = 1.0,
+                        top_k: int | None = None, top_p: float | None = None, do_sample: bool = True,
+                        repetition_penalty: float = 1.0, seed: int | None = None,
+                        eos_token: int | None = None) -> Iterator[torch.Tensor]:
+        """Yield the next token (shape (B,)) one at a time, for UIs that show text as it comes.
+
+        Greedy when `do_sample` is False. Stops early once every row has produced `eos_token`.
+        """
+        if temperature <= 0 and do_sample:
+            raise ValueError("temperature must be positive (use do_sample=False for greedy decoding)")
+        if top_p is not None and not 0.0 < top_p <= 1.0:
+            raise ValueError("top_p must be in (0, 1]")
+        if repetition_penalty <= 0:
+            raise ValueError("repetition_penalty must be positive")
+        gen = None
+        if seed is not None:
+            gen = torch.Generator(device=idx.device).manual_seed(seed)
+        was_training = self.training
+        self.eval()
+        done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+        try:
+            for _ in range(max_new_tokens):
+                ctx = idx[:, -self.config.block_size:]  # crop to the context the model knows
+                logits, _ = self(ctx)
+                logits = logits[:, -1, :].float()  # (B, V)
+                if repetition_penalty != 1.0:
+                    # CTRL-style: make tokens already in the context less likely (divide positive
+                    # logits, multiply negative ones) - the cure for "the vampire ... the vampire".
+                    seen = torch.gather(logits, 1, ctx)
+                    seen = torch.where(seen > 0, seen / repetition_penalty, seen * repetition_penalty)
+                    logits.scatter_(1, ctx, seen)
+                if do_sample:
+                    nxt = self._sample(logits / temperature, top_k, top_p, gen)
+                else:
+                    nxt = logits.argmax(dim=-1)
+                if eos_token is not None:
+                    nxt = torch.where(done, torch.full_like(nxt, eos_token), nxt)
+                idx = torch.cat([idx, nxt[:, None]], dim=1)
+                yield nxt
+                if eos_token is not None:
+                    done |= nxt == eos_token
+                    if bool(done.all()):
+                        break
+        finally:
+            self.train(was_training)
+
+    @staticmethod
+    def _sample(logits: torch.Tensor, top_k: int | None, top_p: float | None, gen) -> torch.Tensor:
+        if top_k is not None and top_k > 0:
+            kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, [-1]]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = F.softmax(logits, dim=-1)
+        if top_p is not None and top_p < 1.0:
+            # Nucleus: keep the smallest set of tokens whose probability adds up to top_p.
+            sorted_p, order = torch.sort(probs, descending=True)
+            drop = sorted_p.cumsum(-1) - sorted_p > top_p  # mass before this token already exceeds p
+            sorted_p = sorted_p.masked_fill(drop, 0.0)
+            probs = torch.zeros_like(probs).scatter_(1, order, sorted_p)
+        return torch.multinomial(probs, 1, generator=gen).squeeze(1)
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, max_new_tokens: int = 200, **kwargs) -> torch.Tensor:
+        """Prompt (B, T) -> prompt plus up to max_new_tokens new tokens (B, T + n). See generate_stream."""
+        new = list(self.generate_stream(idx, max_new_tokens, **kwargs))
+        return torch.cat([idx, torch.stack(new, dim=1)], dim=1) if new else idx

@@ -1,0 +1,124 @@
+"""corpus -> tokenizer -> memmaps: the `plotgpt prepare` step. Taught in notebook 01."""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import itertools
+import json
+import os
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from . import corpus, paths
+from . import tokenizer as tok
+from .atomic import atomic_path, atomic_write_text
+from .memmap import META_VERSION, TokenWriter, load_data
+
+
+def source_sha256(path: Path) -> str:
+    """sha256 of the source file (of the sorted files' hashes, for a folder)."""
+    if path.is_dir():
+        return hashlib.sha256(b"".join(bytes.fromhex(source_sha256(f)) for f in sorted(path.rglob("*.txt")))).hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as fp:
+        for chunk in iter(lambda: fp.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def default_out(source: Path) -> Path:
+    name = source.name.split(".")[0] if source.is_file() else source.name
+    if source.name in ("plots.txt",) and source.parent.name == "sample":
+        name = "sample"
+    return paths.data_root() / (name or "corpus")
+
+
+def check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / ".write-test"):
+            pass
+        (folder / ".write-test").unlink()
+    except OSError as exc:
+        raise corpus.CorpusError(f"cannot write to {folder} ({exc.strerror or exc}); choose another --out") from None
+
+
+def prepare(source: str | Path, out: str | Path | None = None, *, fmt: str | None = None,
+            separator: str = corpus.DEFAULT_SEPARATOR, column: str = "Plot", field: str = "text",
+            title: str | None = None, tokenizer: str = "bpe", vocab_size: int = 4096,
+            val_fraction: float = 0.1, encoding=None, progress: bool = True, log=print) -> Path:
+    """Read a corpus, build the tokenizer on its train split and write the memmaps.
+
+    `encoding` reuses an existing tokenizer (for fine-tuning on a second corpus) instead of
+    building one. Nothing in `out` changes until everything is encoded: the .bin files are written to temp
+    files and renamed at the end, meta.json last, so a failure keeps the previous data intact.
+    """
+    source = Path(source)
+    out = Path(out) if out else default_out(source)
+    if tokenizer not in ("bpe", "gpt2"):
+        raise corpus.CorpusError(f"unknown tokenizer {tokenizer!r}; choose bpe or gpt2")
+    if tokenizer == "bpe":
+        tok.check_vocab_size(vocab_size)
+    if source.is_file() and source.stat().st_size == 0:
+        raise corpus.CorpusError(f"{source} is empty")
+    check_writable(out)
+
+    def docs():
+        return corpus.read_documents(source, fmt, separator=separator, column=column, field=field, title=title)
+
+    n_docs = sum(1 for _ in docs())
+    if n_docs == 0:
+        raise corpus.CorpusError(f"{source} holds no text")
+    n_train, n_val = corpus.split_counts(n_docs, val_fraction)
+    log(f"read {n_docs:,} documents from {source}: {n_train:,} train, {n_val:,} val (split by document, in file order)")
+
+    if encoding is not None:
+        enc = encoding
+        log(f"using the given tokenizer {enc.name} ({enc.n_vocab:,} ids)")
+    elif tokenizer == "gpt2":
+        enc = tok.gpt2()
+    else:
+        log(f"training a {vocab_size:,}-token byte-level BPE on the train split (rustbpe)...")
+        enc = tok.train_bpe(itertools.islice(docs(), n_train), vocab_size)
+
+    stats = {s: {"documents": 0, "tokens": 0, "bytes": 0, "characters": 0} for s in ("train", "val")}
+    eot = enc.eot_token
+    with contextlib.ExitStack() as stack:
+        tmp = {s: stack.enter_context(atomic_path(out / f"{s}.bin")) for s in ("train", "val")}
+        files = {s: stack.enter_context(open(tmp[s], "wb")) for s in ("train", "val")}
+        writers = {s: TokenWriter(files[s], enc.n_vocab) for s in ("train", "val")}
+        bar = tqdm(total=n_docs, desc="encoding", unit="doc", disable=not progress)
+        it = docs()
+        index = 0
+        while batch := list(itertools.islice(it, 256)):
+            for doc, ids in zip(batch, enc.encode_ordinary_batch(batch)):
+                split = "train" if index < n_train else "val"
+                writers[split].write([eot, *ids])  # each document opens with <|endoftext|>
+                st = stats[split]
+                st["documents"] += 1
+                st["tokens"] += len(ids) + 1
+                st["bytes"] += len(doc.encode("utf-8"))
+                st["characters"] += len(doc)
+                index += 1
+            bar.update(len(batch))
+        bar.close()
+        for f in files.values():
+            f.flush()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(out / "meta.json")  # a folder without meta.json is "not prepared" until we finish
+    tok.save(enc, out / "tokenizer.json")
+    meta = {
+        "format_version": META_VERSION,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "source": str(source.resolve()), "source_sha256": source_sha256(source),
+        "format": fmt or corpus.detect_format(source), "separator": separator,
+        "tokenizer": {"kind": "gpt2" if enc.name == "gpt2" else "bpe", "name": enc.name,
+                      "fingerprint": tok.fingerprint(enc)},
+        "vocab_size": enc.n_vocab, "eot_id": eot, "dtype": "uint16", "val_fraction": val_fraction,
+        "splits": stats,
+    }
+    atomic_write_text(out / "meta.json", json.dumps(meta, indent=2))
+    load_data(out)  # read back what we wrote: sizes, tokenizer and meta must agree
+    return out

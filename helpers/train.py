@@ -1,0 +1,320 @@
+"""The training loop: random windows, AdamW, warmup + cosine, gradient accumulation, clipping,
+AMP, periodic evaluation with a demo generation, checkpoints (periodic + best, keep the last K),
+exact resume, early stopping, a memorisation warning, a time budget, clean Ctrl-C / SIGTERM.
+
+Taught in notebook 04; fine-tuning (notebook 05) is the same loop started from a checkpoint.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt_io
+from . import sample
+from . import tokenizer as tok
+from .config import ModelConfig, TrainConfig
+from .device import autocast, detect_device, pick_dtype, seed_everything
+from .evaluate import bits_per_byte, estimate_loss
+from .memmap import DataError, PreparedData, get_batch, load_data
+from .model import GPT
+from .optim import configure_optimizer, lr_at, optimizer_from_tensors, optimizer_to_tensors
+
+LOG_EVERY = 10  # steps between host syncs for the progress bar / train-loss log
+
+MEMORISE_ADVICE = (
+    "the model is starting to memorise the training text: val loss rose for two evals in a row while "
+    "train loss fell. best.safetensors keeps the best model so far. Next time try more data, a smaller "
+    "model (--n-layer/--n-embd), more dropout (--dropout 0.2), or fewer --max-iters; --patience stops "
+    "such runs early.")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    stop_reason: str  # max_iters | time budget | early stop | interrupted
+    best_val: float
+    last_checkpoint: Path | None
+    history: list[dict] = field(default_factory=list)
+
+
+class _StopFlag:
+    """SIGINT / SIGTERM ask the loop to stop at the next step boundary (and save)."""
+
+    def __init__(self):
+        self.signal: str | None = None
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. some notebook front-ends): no handler
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signal:  # a second Ctrl-C while saving: restore the default and let it through
+            signal.signal(signum, self._old.get(signum, signal.SIG_DFL))
+        self.signal = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _padded_vocab(n: int) -> int:
+    """Round the embedding table up to a multiple of 64: faster matmuls (GPT-2's 50257 -> 50304)."""
+    return min(-(-n // 64) * 64, tok.MAX_VOCAB)
+
+
+def newest_resumable(run_dir: Path) -> Path | None:
+    """The newest step checkpoint in run_dir that loads its header cleanly (skips corrupt ones)."""
+    for path in reversed(ckpt_io.step_files(run_dir)):
+        try:
+            ckpt_io.read_info(path)
+            return path
+        except ckpt_io.CheckpointError:
+            continue
+    return None
+
+
+def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, *,
+          resume: bool = False, init_from: ckpt_io.Checkpoint | None = None, device: str | None = None,
+          callback: Callable[[dict], None] | None = None, progress: bool = True, log=print) -> TrainResult:
+    """Train (or resume, or fine-tune from `init_from`) and return where things went."""
+    data = data if isinstance(data, PreparedData) else load_data(data)
+    out_dir = Path(out_dir)
+    device = detect_device(device)
+    dtype = pick_dtype(device, cfg.dtype)
+    ctx = autocast(device, dtype)
+    seed_everything(cfg.seed)
+
+    # ---- model: fresh, fine-tuned from a checkpoint, or resumed ------------------------------
+    resume_path = newest_resumable(out_dir) if resume else None
+    if resume and resume_path is None:
+        log(f"no checkpoint to resume in {out_dir}; starting a new run")
+    info: dict = {}
+    if resume_path is not None:
+        loaded = ckpt_io.load(resume_path, device="cpu", with_state=True)
+        model, info, state = loaded.model, loaded.info, loaded.state
+        _check_tokenizer(loaded.tokenizer, data, resume_path)
+        log(f"resuming from {resume_path} (step {info['step']})")
+    elif init_from is not None:
+        _check_tokenizer(init_from.tokenizer, data, init_from.path)
+        model, state = init_from.model, {}
+        log(f"fine-tuning {init_from.path} on {data.path} with a fresh optimizer and schedule")
+    else:
+        model_cfg = replace(model_cfg, vocab_size=_padded_vocab(data.vocab_size))
+        model, state = GPT(model_cfg), {}
+    model_cfg = model.config
+    block = model_cfg.block_size
+    for split in ("train", "val"):
+        n = data.meta["splits"][split]["tokens"]
+        if n <= block + 1:
+            raise DataError(f"the {split} split has {n:,} tokens, fewer than one block of {block + 1}; use a "
+                            "smaller --block-size or a bigger corpus")
+    model.to(device)
+    optimizer = configure_optimizer(model, cfg, device)
+    scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == torch.float16)
+    batch_gen = torch.Generator().manual_seed(cfg.seed)
+    step, best_val, evals_since_best, tokens_seen, elapsed0 = 0, math.inf, 0, 0, 0.0
+    if resume_path is not None:
+        optimizer_from_tensors(optimizer, state, info["optimizer_groups"])
+        scaler.load_state_dict(info["scaler"]) if info.get("scaler") else None
+        torch.set_rng_state(state["rng_torch"])
+        batch_gen.set_state(state["rng_batch"])
+        if device.startswith("cuda") and "rng_cuda" in state:
+            torch.cuda.set_rng_state(state["rng_cuda"])
+        step, best_val = info["step"], info["best_val"]
+        evals_since_best, tokens_seen, elapsed0 = info["evals_since_best"], info["tokens_seen"], info["elapsed_s"]
+    run_model = torch.compile(model) if cfg.compile else model
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path = out_dir / "metrics.jsonl"
+    history = _read_history(metrics_path, upto=step) if resume_path is not None else []
+    _rewrite_jsonl(metrics_path, history)
+    tb = _tensorboard(out_dir / "tb")
+    data_info = {"path": str(data.path), "fingerprint": data.meta["tokenizer"]["fingerprint"],
+                 "bytes_per_token": data.bytes_per_token("val")}
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * block
+    n_params = model.num_params()
+    log(f"model: {n_params / 1e6:.2f}M parameters ({model.num_params(True) / 1e6:.2f}M non-embedding), "
+        f"{model_cfg.n_layer} x {model_cfg.n_embd}, block {block}, vocab {model_cfg.vocab_size}; device {device}, "
+        f"{str(dtype).replace('torch.', '')}; {tokens_per_step:,} tokens per step")
+
+    def save_checkpoint(path: Path, full: bool, extra: dict) -> Path:
+        info_out = {"step": step, "best_val": best_val, "evals_since_best": evals_since_best,
+                    "tokens_seen": tokens_seen, "elapsed_s": elapsed, "train_config": asdict(cfg),
+                    "data": data_info, **extra}
+        tensors = {}
+        if full:
+            tensors, groups = optimizer_to_tensors(optimizer)
+            info_out.update(optimizer_groups=groups, scaler=scaler.state_dict() if scaler.is_enabled() else None)
+            tensors["rng_torch"] = torch.get_rng_state()
+            tensors["rng_batch"] = batch_gen.get_state()
+            if device.startswith("cuda"):
+                tensors["rng_cuda"] = torch.cuda.get_rng_state()
+        return ckpt_io.save(path, model, data.tokenizer, info_out, tensors)
+
+    def evaluate_and_save(final: bool) -> dict:
+        nonlocal best_val, evals_since_best
+        eval_gen = torch.Generator().manual_seed(cfg.seed + 1 + step)  # same batches whatever came before
+        losses = estimate_loss(run_model, data, batch_size=cfg.batch_size, block_size=block,
+                               eval_iters=cfg.eval_iters, generator=eval_gen, device=device, ctx=ctx)
+        rec = {"kind": "eval", "step": step, "train_loss": losses["train"], "val_loss": losses["val"],
+               "val_bpb": bits_per_byte(losses["val"], data.bytes_per_token("val")), "lr": lr,
+               "tokens": tokens_seen, "elapsed_s": round(elapsed, 2)}
+        if not all(math.isfinite(rec[k]) for k in ("train_loss", "val_loss")):
+            raise FloatingPointError(f"training diverged at step {step} (loss is {rec['val_loss']}); nothing was "
+                                     "saved for this step - lower --lr or resume from the last checkpoint")
+        if cfg.sample_tokens:
+            ck = ckpt_io.Checkpoint(model, data.tokenizer, {}, out_dir)
+            rec["sample"] = sample.generate(ck, "", 1, sample.SampleSettings(cfg.sample_tokens, seed=cfg.seed))[0]
+        improved = rec["val_loss"] < best_val
+        if improved:
+            best_val, evals_since_best = rec["val_loss"], 0
+        elif step > 0:
+            evals_since_best += 1
+        extra = {k: rec[k] for k in ("train_loss", "val_loss", "val_bpb")}
+        path = save_checkpoint(out_dir / f"step-{step:06d}.safetensors", True, extra)
+        for old in ckpt_io.step_files(out_dir)[:-cfg.keep_last]:
+            old.unlink(missing_ok=True)
+        if improved:
+            save_checkpoint(out_dir / "best.safetensors", False, extra)
+        rec["checkpoint"] = path.name
+        evals = [h for h in history if h.get("kind") == "eval"] + [rec]
+        if len(evals) >= 3 and evals[-1]["val_loss"] > evals[-2]["val_loss"] > evals[-3]["val_loss"] \
+                and evals[-1]["train_loss"] < evals[-3]["train_loss"]:
+            rec["warning"] = MEMORISE_ADVICE
+        _emit(rec)
+        msg = (f"step {step:>6}: train {rec['train_loss']:.4f}  val {rec['val_loss']:.4f}  "
+               f"val bpb {rec['val_bpb']:.4f}  lr {lr:.2e}{'  (best)' if improved else ''}")
+        bar.write(msg) if bar is not None else log(msg)
+        if rec.get("sample"):
+            (bar.write if bar is not None else log)("  sample: " + rec["sample"][:300].replace("\n", " | "))
+        if rec.get("warning"):
+            (bar.write if bar is not None else log)("  warning: " + rec["warning"])
+        return rec
+
+    def _emit(rec: dict) -> None:
+        history.append(rec)
+        with open(metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+        if tb is not None:
+            for k in ("train_loss", "val_loss", "val_bpb", "lr", "loss"):
+                if k in rec:
+                    tb.add_scalar(k, rec[k], rec["step"])
+            if rec.get("sample"):
+                tb.add_text("sample", rec["sample"], rec["step"])
+        if callback is not None:
+            callback(rec)
+
+    # ---- the loop ---------------------------------------------------------------------------
+    train_arr = data.tokens("train")
+    x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device)
+    t_start = time.monotonic()
+    elapsed = elapsed0
+    budget_s = cfg.max_minutes * 60
+    bar = tqdm(total=cfg.max_iters, initial=step, desc="training", unit="step", disable=not progress,
+               dynamic_ncols=True) if progress else None
+    running, stop_reason, last_path = torch.zeros((), device=device), "max_iters", None
+    lr = lr_at(step, cfg)
+    last_eval_step = step if resume_path is not None else -1
+    with _StopFlag() as stop:
+        while True:
+            elapsed = elapsed0 + time.monotonic() - t_start
+            lr = lr_at(step, cfg, elapsed / budget_s if budget_s else 0.0)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if step % cfg.eval_interval == 0 and step != last_eval_step:
+                rec = evaluate_and_save(final=False)
+                last_eval_step, last_path = step, out_dir / rec["checkpoint"]
+                if cfg.patience and evals_since_best >= cfg.patience:
+                    stop_reason = "early stop"
+                    break
+            if stop.signal:
+                stop_reason = f"interrupted ({stop.signal})"
+                break
+            if step >= cfg.max_iters:
+                break
+            if budget_s and elapsed >= budget_s:
+                stop_reason = "time budget"
+                break
+            for _ in range(cfg.grad_accum):
+                with ctx:
+                    _, loss = run_model(x, y)
+                    loss = loss / cfg.grad_accum  # accumulate the mean, not the sum, of micro-batches
+                x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device)  # overlaps on GPU
+                scaler.scale(loss).backward()
+                running += loss.detach()
+            if cfg.grad_clip > 0:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            tokens_seen += tokens_per_step
+            if step % LOG_EVERY == 0:
+                train_loss = running.item() / LOG_EVERY  # the only host sync in the hot loop
+                running.zero_()
+                _emit({"kind": "train", "step": step, "loss": train_loss, "lr": lr})
+                if bar is not None:
+                    rate = tokens_per_step * (step - (info.get("step", 0))) / max(time.monotonic() - t_start, 1e-9)
+                    bar.set_postfix(loss=f"{train_loss:.3f}", lr=f"{lr:.1e}", tok_s=f"{rate:,.0f}")
+            if bar is not None:
+                bar.update(1)
+        elapsed = elapsed0 + time.monotonic() - t_start
+        if step != last_eval_step:  # the final state is always evaluated and saved
+            rec = evaluate_and_save(final=True)
+            last_path = out_dir / rec["checkpoint"]
+    if bar is not None:
+        bar.close()
+    if tb is not None:
+        tb.close()
+    log(f"stopped at step {step} ({stop_reason}); best val loss {best_val:.4f}; checkpoints in {out_dir}")
+    return TrainResult(out_dir, step, stop_reason, best_val, last_path, history)
+
+
+def _check_tokenizer(enc, data: PreparedData, source) -> None:
+    if tok.fingerprint(enc) != data.meta["tokenizer"]["fingerprint"]:
+        raise DataError(f"tokenizer mismatch: {source} was trained with tokenizer {tok.fingerprint(enc)} but "
+                        f"{data.path} was prepared with {data.meta['tokenizer']['fingerprint']}; prepare the corpus "
+                        f"with the checkpoint's tokenizer: plotgpt prepare CORPUS --tokenizer-from {source}")
+
+
+def _read_history(path: Path, upto: int) -> list[dict]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            rec = json.loads(line)
+            if rec.get("step", 0) <= upto:
+                out.append(rec)
+    return out
+
+
+def _rewrite_jsonl(path: Path, records: list[dict]) -> None:
+    from .atomic import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def _tensorboard(folder: Path):
+    """A SummaryWriter when tensorboard is installed, else None (logging to JSONL only)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard is optional
+        return None
+    return SummaryWriter(str(folder))
