@@ -134,7 +134,8 @@ def _run_training(data_dir, model_cfg, train_cfg, out, args, resume=False, init_
     data = memmap.load_data(data_dir)
     prepare.check_writable(Path(out))
     t0 = time.time()
-    result = T.train(data, model_cfg, train_cfg, out, resume=resume, init_from=init_from, device=args.device,
+    result = T.train(data, model_cfg, train_cfg, out, resume=resume, overwrite=args.overwrite, init_from=init_from,
+                     device=args.device,
                      progress=not args.quiet, log=_log)
     png = plots.save_loss_plot(result.history, Path(out) / "loss.png", title=f"{Path(out).name}")
     best = Path(out) / "best.safetensors"
@@ -255,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--max-minutes", type=float, help="wall-clock budget; the schedule fits itself to it")
         sp.add_argument("--out", help="run folder for checkpoints and logs")
         sp.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+        sp.add_argument("--overwrite", action="store_true", help="replace a finished run in --out instead of refusing")
         sp.add_argument("--device", help="cuda, mps or cpu (default: detected)")
         sp.add_argument("--quiet", action="store_true", help="no progress bar")
         _add_overrides(sp, model=model)

@@ -97,25 +97,32 @@ def read_documents(path: str | Path, fmt: str | None = None, *, separator: str =
             yield doc
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    """Open a UTF-8 text file (BOM tolerated, any line endings), refusing binary files up front."""
+def _check_not_binary(path: Path) -> None:
     with open(path, "rb") as f:
         head = f.read(8192)
     if head and (head.count(b"\x00") > len(head) // 10 or head.startswith((b"\x89PNG", b"PK\x03\x04", b"\x1f\x8b", b"%PDF"))):
         raise CorpusError(f"{path} looks like a binary file, not text; give a UTF-8 text, CSV or JSONL file")
-    return open(path, encoding="utf-8-sig", errors="strict", newline=None)
 
 
 def _lines(path: Path) -> Iterator[str]:
-    f = _open_text(path)
-    with f:
-        n = 0
-        try:
-            for n, line in enumerate(f, 1):  # noqa: B007
+    """Lines of a UTF-8 text file ending in \\n, whatever its line endings; a BOM is dropped.
+
+    Decoded line by line (not by chunks) so an encoding error names the right line.
+    """
+    _check_not_binary(path)
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise CorpusError(f"{path} is not valid UTF-8 (line {n}, byte 0x{raw[exc.start]:02x}); convert it "
+                                  "first, e.g. iconv -f latin1 -t utf-8") from None
+            if n == 1:
+                line = line.removeprefix("\ufeff")
+            if "\r" in line:  # Windows (\r\n) and old Mac (\r) endings
+                yield from line.replace("\r\n", "\n").replace("\r", "\n").splitlines(keepends=True)
+            else:
                 yield line
-        except UnicodeDecodeError as exc:
-            raise CorpusError(f"{path} is not valid UTF-8 (line {n + 1}, byte 0x{exc.object[exc.start]:02x}); "
-                              "convert it first, e.g. iconv -f latin1 -t utf-8") from None
 
 
 def _txt_docs(path: Path, separator: str) -> Iterator[str]:

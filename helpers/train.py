@@ -89,7 +89,8 @@ def newest_resumable(run_dir: Path) -> Path | None:
 
 
 def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, *,
-          resume: bool = False, init_from: ckpt_io.Checkpoint | None = None, device: str | None = None,
+          resume: bool = False, overwrite: bool = False, init_from: ckpt_io.Checkpoint | None = None,
+          device: str | None = None,
           callback: Callable[[dict], None] | None = None, progress: bool = True, log=print) -> TrainResult:
     """Train (or resume, or fine-tune from `init_from`) and return where things went."""
     data = data if isinstance(data, PreparedData) else load_data(data)
@@ -100,6 +101,13 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
     seed_everything(cfg.seed)
 
     # ---- model: fresh, fine-tuned from a checkpoint, or resumed ------------------------------
+    existing = ckpt_io.step_files(out_dir) + list(out_dir.glob("best.safetensors"))
+    if existing and not resume:
+        if not overwrite:
+            raise FileExistsError(f"{out_dir} already holds a run; continue it with --resume, start over with "
+                                  "--overwrite, or choose another --out")
+        for f in existing:
+            f.unlink()
     resume_path = newest_resumable(out_dir) if resume else None
     if resume and resume_path is None:
         log(f"no checkpoint to resume in {out_dir}; starting a new run")
@@ -161,14 +169,15 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
             tensors, groups = optimizer_to_tensors(optimizer)
             info_out.update(optimizer_groups=groups, scaler=scaler.state_dict() if scaler.is_enabled() else None)
             tensors["rng_torch"] = torch.get_rng_state()
-            tensors["rng_batch"] = batch_gen.get_state()
+            tensors["rng_batch"] = batch_state  # as it was before the batch already fetched for the next step
             if device.startswith("cuda"):
                 tensors["rng_cuda"] = torch.cuda.get_rng_state()
         return ckpt_io.save(path, model, data.tokenizer, info_out, tensors)
 
     def evaluate_and_save(final: bool) -> dict:
         nonlocal best_val, evals_since_best
-        eval_gen = torch.Generator().manual_seed(cfg.seed + 1 + step)  # same batches whatever came before
+        # The same eval batches every time: evals compare like with like, and the training stream is untouched.
+        eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
         losses = estimate_loss(run_model, data, batch_size=cfg.batch_size, block_size=block,
                                eval_iters=cfg.eval_iters, generator=eval_gen, device=device, ctx=ctx)
         rec = {"kind": "eval", "step": step, "train_loss": losses["train"], "val_loss": losses["val"],
@@ -221,6 +230,7 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
 
     # ---- the loop ---------------------------------------------------------------------------
     train_arr = data.tokens("train")
+    batch_state = batch_gen.get_state()
     x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device)
     t_start = time.monotonic()
     elapsed = elapsed0
@@ -254,6 +264,7 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
                 with ctx:
                     _, loss = run_model(x, y)
                     loss = loss / cfg.grad_accum  # accumulate the mean, not the sum, of micro-batches
+                batch_state = batch_gen.get_state()
                 x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device)  # overlaps on GPU
                 scaler.scale(loss).backward()
                 running += loss.detach()

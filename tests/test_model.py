@@ -1,0 +1,133 @@
+import math
+
+import pytest
+import torch
+
+from helpers.config import ModelConfig, PRESETS, get_preset
+from helpers.model import GPT
+
+CFG = ModelConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=32)
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return GPT(CFG).eval()
+
+
+def test_shapes_and_loss_at_init_is_about_ln_vocab(model):
+    x = torch.randint(97, (3, 16))
+    y = torch.randint(97, (3, 16))
+    logits, loss = model(x, y)
+    assert logits.shape == (3, 16, 97)
+    assert abs(loss.item() - math.log(97)) < 0.3  # an untrained model is close to uniform
+    logits, loss = model(x)
+    assert logits.shape == (3, 1, 97) and loss is None
+
+
+def test_attention_is_causal(model):
+    x = torch.randint(97, (1, 16))
+    x2 = x.clone()
+    x2[0, 10:] = (x2[0, 10:] + 1) % 97  # change only the future
+    full, _ = model(x, x)
+    full2, _ = model(x2, x2)
+    assert torch.allclose(full[0, :10], full2[0, :10], atol=1e-6)
+    assert not torch.allclose(full[0, 10:], full2[0, 10:])
+
+
+def test_param_count_matches_gpt2_small():
+    m, _ = get_preset("gpu-124m", vocab_size=50304)
+    with torch.device("meta"):
+        gpt = GPT(m)
+    assert round(gpt.num_params() / 1e6) == 124  # GPT-2 small
+    assert gpt.num_params(non_embedding=True) == gpt.num_params() - 50304 * 768 - 256 * 768
+
+
+def test_weights_are_tied(model):
+    assert model.lm_head.weight is model.transformer.wte.weight
+
+
+def test_config_refuses_absurd_sizes():
+    with pytest.raises(ValueError, match="n_layer"):
+        ModelConfig(n_layer=10**9)
+    with pytest.raises(ValueError, match="divisible"):
+        ModelConfig(n_embd=100, n_head=3)
+
+
+def test_presets_build():
+    for name in PRESETS:
+        m, t = get_preset(name, vocab_size=4096)
+        assert m.n_embd % m.n_head == 0 and t.batch_size >= 1
+    m, t = get_preset("cpu", n_layer=2, lr=1e-4, dropout=None)
+    assert m.n_layer == 2 and t.lr == 1e-4 and m.dropout == PRESETS["cpu"].model.dropout
+    with pytest.raises(ValueError, match="unknown setting"):
+        get_preset("cpu", n_layers=2)
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_preset("tpu")
+
+
+def test_greedy_is_deterministic_and_equals_top_k_1(model):
+    idx = torch.tensor([[1, 2, 3]])
+    a = model.generate(idx, 12, do_sample=False)
+    b = model.generate(idx, 12, do_sample=False)
+    c = model.generate(idx, 12, top_k=1, seed=5)
+    d = model.generate(idx, 12, top_p=1e-9, seed=6)  # the nucleus holds only the top token
+    assert a.shape == (1, 15) and torch.equal(a, b) and torch.equal(a, c) and torch.equal(a, d)
+
+
+def test_seed_makes_sampling_reproducible(model):
+    idx = torch.tensor([[1, 2, 3]])
+    a = model.generate(idx, 20, seed=1, temperature=1.5)
+    b = model.generate(idx, 20, seed=1, temperature=1.5)
+    c = model.generate(idx, 20, seed=2, temperature=1.5)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_top_k_restricts_the_choice(model):
+    idx = torch.tensor([[5]])
+    logits, _ = model(idx)
+    allowed = set(torch.topk(logits[0, -1], 3).indices.tolist())
+    for seed in range(20):
+        nxt = model.generate(idx, 1, top_k=3, temperature=5.0, seed=seed)[0, -1].item()
+        assert nxt in allowed
+
+
+def test_stops_at_end_of_text(model):
+    idx = torch.tensor([[1, 2]])
+    first = model.generate(idx, 1, do_sample=False)[0, -1].item()
+    out = model.generate(idx, 10, do_sample=False, eos_token=first)
+    assert out.shape == (1, 3)  # stopped right after producing eos
+
+
+def test_repetition_penalty_reduces_repeats():
+    torch.manual_seed(0)
+    m = GPT(ModelConfig(vocab_size=50, block_size=64, n_layer=1, n_head=1, n_embd=16)).eval()
+    with torch.no_grad():  # bias the model towards repeating token 7
+        m.lm_head.weight[7] += 0.5
+    idx = torch.tensor([[1]])
+    plain = model_repeats(m.generate(idx, 40, do_sample=False))
+    penal = model_repeats(m.generate(idx, 40, do_sample=False, repetition_penalty=3.0))
+    assert penal < plain
+
+
+def model_repeats(out):
+    toks = out[0].tolist()
+    return len(toks) - len(set(toks))
+
+
+def test_stream_yields_what_generate_returns(model):
+    idx = torch.tensor([[4, 5]])
+    streamed = [t.item() for t in model.generate_stream(idx, 8, seed=3)]
+    assert streamed == model.generate(idx, 8, seed=3)[0, 2:].tolist()
+
+
+def test_context_longer_than_block_is_cropped(model):
+    out = model.generate(torch.randint(97, (1, 40)), 5, do_sample=False)
+    assert out.shape == (1, 45)
+
+
+def test_bad_sampling_settings(model):
+    with pytest.raises(ValueError, match="temperature"):
+        model.generate(torch.tensor([[1]]), 2, temperature=0)
+    with pytest.raises(ValueError, match="top_p"):
+        model.generate(torch.tensor([[1]]), 2, top_p=1.5)
