@@ -120,10 +120,12 @@ class GPT(nn.Module):
     def generate_stream(self, idx: torch.Tensor, max_new_tokens: int = 200, *, temperature: float = 1.0,
                         top_k: int | None = None, top_p: float | None = None, do_sample: bool = True,
                         repetition_penalty: float = 1.0, seed: int | None = None,
-                        eos_token: int | None = None) -> Iterator[torch.Tensor]:
+                        eos_token: int | None = None, n_valid: int | None = None) -> Iterator[torch.Tensor]:
         """Yield the next token (shape (B,)) one at a time, for UIs that show text as it comes.
 
         Greedy when `do_sample` is False. Stops early once every row has produced `eos_token`.
+        `n_valid`: the tokenizer's real vocabulary; ids above it (padding of the embedding
+        table to a multiple of 64) are never produced.
         """
         if temperature <= 0 and do_sample:
             raise ValueError("temperature must be positive (use do_sample=False for greedy decoding)")
@@ -142,6 +144,8 @@ class GPT(nn.Module):
                 ctx = idx[:, -self.config.block_size:]  # crop to the context the model knows
                 logits, _ = self(ctx)
                 logits = logits[:, -1, :].float()  # (B, V)
+                if n_valid is not None:
+                    logits[:, n_valid:] = float("-inf")
                 if repetition_penalty != 1.0:
                     # CTRL-style: make tokens already in the context less likely (divide positive
                     # logits, multiply negative ones) - the cure for "the vampire ... the vampire".

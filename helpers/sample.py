@@ -48,7 +48,7 @@ def generate(ckpt: Checkpoint, prompts: list[str] | str = "", num_samples: int =
         kw = settings.kwargs()
         if kw["seed"] is not None:
             kw["seed"] += p_i  # different prompts, different streams; reproducible all the same
-        out = model.generate(idx, settings.max_new_tokens, eos_token=enc.eot_token, **kw)
+        out = model.generate(idx, settings.max_new_tokens, eos_token=enc.eot_token, n_valid=enc.n_vocab, **kw)
         for row in out[:, idx.size(1):].tolist():
             if enc.eot_token in row:
                 row = row[:row.index(enc.eot_token)]
@@ -62,7 +62,7 @@ def stream(ckpt: Checkpoint, prompt: str = "", settings: SampleSettings = Sample
     device = next(model.parameters()).device
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a token may end mid-character
     for nxt in model.generate_stream(_prompt_ids(ckpt, prompt, device), settings.max_new_tokens,
-                                     eos_token=enc.eot_token, **settings.kwargs()):
+                                     eos_token=enc.eot_token, n_valid=enc.n_vocab, **settings.kwargs()):
         token = int(nxt[0])
         if token == enc.eot_token:
             break
@@ -82,7 +82,7 @@ def next_token_probs(ckpt: Checkpoint, context: str, k: int = 10, temperature: f
     model.eval()
     logits, _ = model(_prompt_ids(ckpt, context, next(model.parameters()).device))
     model.train(was_training)
-    probs = torch.softmax(logits[0, -1].float() / temperature, dim=-1)
+    probs = torch.softmax(logits[0, -1, :enc.n_vocab].float() / temperature, dim=-1)
     top = torch.topk(probs, k)
     return [(enc.decode_single_token_bytes(int(i)).decode("utf-8", "replace"), float(p))
             for p, i in zip(top.values, top.indices)]
