@@ -1,6 +1,7 @@
 """Where artifacts live: prepared data under data/, runs under checkpoints/.
 
-Both sit under one root, the current directory unless PLOTGPT_ROOT points elsewhere, so
+Both sit under one root: PLOTGPT_ROOT when set; else this checkout, when working inside it (the
+CLI from the repo root, the notebooks from notebooks/); else the current directory. So
 `plotgpt prepare X && plotgpt train && plotgpt generate` chains with no paths typed.
 """
 from __future__ import annotations
@@ -9,10 +10,19 @@ import os
 from pathlib import Path
 
 ENV_ROOT = "PLOTGPT_ROOT"
+PROJECT = Path(__file__).resolve().parents[1]
+SAMPLE_CORPUS = PROJECT / "data" / "sample" / "plots.txt"  # the embedded CC0 corpus
+SECOND_CORPUS = PROJECT / "data" / "sample" / "ghost-stories.txt"  # for fine-tuning (notebook 05)
 
 
 def root() -> Path:
-    return Path(os.environ.get(ENV_ROOT) or Path.cwd())
+    env = os.environ.get(ENV_ROOT)
+    if env:
+        return Path(env)
+    cwd = Path.cwd().resolve()
+    if (PROJECT / "pyproject.toml").exists() and (cwd == PROJECT or PROJECT in cwd.parents):
+        return PROJECT
+    return cwd
 
 
 def data_root() -> Path:

@@ -55,3 +55,44 @@ def save_loss_plot(history: list[dict], path: str | Path, title: str = "") -> Pa
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+class LiveLossPlot:
+    """A `callback` for `helpers.train.train` that redraws one figure in place at every eval.
+
+    In JupyterLab the same output updates (no new figure per eval); in an executed notebook or
+    the book, the final state is what is stored.
+    """
+
+    def __init__(self, title: str = ""):
+        plt = _plt()
+        self.fig, (self.ax_loss, self.ax_lr) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 1]})
+        if title:
+            self.fig.suptitle(title)
+        plt.close(self.fig)  # we display it ourselves, once, then update that display
+        self.history: list[dict] = []
+        self._handle = None
+
+    def __call__(self, rec: dict) -> None:
+        self.history.append(rec)
+        if rec.get("kind") != "eval":
+            return
+        from IPython.display import display
+
+        draw_loss(self.ax_loss, self.ax_lr, self.history)
+        self.fig.tight_layout()
+        if self._handle is None:
+            self._handle = display(self.fig, display_id=True)
+        else:
+            self._handle.update(self.fig)
+
+
+def next_token_bars(ax, probs: list[tuple[str, float]], context: str = "") -> None:
+    """Horizontal bars of the most likely next tokens (most likely on top)."""
+    ax.clear()
+    labels = [repr(t) for t, _ in probs][::-1]
+    ax.barh(labels, [p for _, p in probs][::-1], color="tab:blue")
+    ax.set_xlabel("probability")
+    ax.set_xlim(0, max([p for _, p in probs] + [0.05]) * 1.1)
+    tail = context[-40:].replace("\n", " ")
+    ax.set_title(f"next token after …{tail!r}" if context else "next token", fontsize=9)

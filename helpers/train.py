@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shutil
 import signal
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -102,12 +103,9 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
 
     # ---- model: fresh, fine-tuned from a checkpoint, or resumed ------------------------------
     existing = ckpt_io.step_files(out_dir) + list(out_dir.glob("best.safetensors"))
-    if existing and not resume:
-        if not overwrite:
-            raise FileExistsError(f"{out_dir} already holds a run; continue it with --resume, start over with "
-                                  "--overwrite, or choose another --out")
-        for f in existing:
-            f.unlink()
+    if existing and not resume and not overwrite:
+        raise FileExistsError(f"{out_dir} already holds a run; continue it with --resume, start over with "
+                              "--overwrite, or choose another --out")
     resume_path = newest_resumable(out_dir) if resume else None
     if resume and resume_path is None:
         log(f"no checkpoint to resume in {out_dir}; starting a new run")
@@ -138,7 +136,8 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
     step, best_val, evals_since_best, tokens_seen, elapsed0 = 0, math.inf, 0, 0, 0.0
     if resume_path is not None:
         optimizer_from_tensors(optimizer, state, info["optimizer_groups"])
-        scaler.load_state_dict(info["scaler"]) if info.get("scaler") else None
+        if info.get("scaler"):
+            scaler.load_state_dict(info["scaler"])
         torch.set_rng_state(state["rng_torch"])
         batch_gen.set_state(state["rng_batch"])
         if device.startswith("cuda") and "rng_cuda" in state:
@@ -148,6 +147,10 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
     run_model = torch.compile(model) if cfg.compile else model
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    if existing and overwrite and resume_path is None:  # only now, once the new run is known to start
+        for f in existing:
+            f.unlink()
+        shutil.rmtree(out_dir / "tb", ignore_errors=True)
     metrics_path = out_dir / "metrics.jsonl"
     history = _read_history(metrics_path, upto=step) if resume_path is not None else []
     _rewrite_jsonl(metrics_path, history)
@@ -174,7 +177,7 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
                 tensors["rng_cuda"] = torch.cuda.get_rng_state()
         return ckpt_io.save(path, model, data.tokenizer, info_out, tensors)
 
-    def evaluate_and_save(final: bool) -> dict:
+    def evaluate_and_save() -> dict:
         nonlocal best_val, evals_since_best
         # The same eval batches every time: evals compare like with like, and the training stream is untouched.
         eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -206,14 +209,16 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
                 and evals[-1]["train_loss"] < evals[-3]["train_loss"]:
             rec["warning"] = MEMORISE_ADVICE
         _emit(rec)
-        msg = (f"step {step:>6}: train {rec['train_loss']:.4f}  val {rec['val_loss']:.4f}  "
-               f"val bpb {rec['val_bpb']:.4f}  lr {lr:.2e}{'  (best)' if improved else ''}")
-        bar.write(msg) if bar is not None else log(msg)
+        say(f"step {step:>6}: train {rec['train_loss']:.4f}  val {rec['val_loss']:.4f}  "
+            f"val bpb {rec['val_bpb']:.4f}  lr {lr:.2e}{'  (best)' if improved else ''}")
         if rec.get("sample"):
-            (bar.write if bar is not None else log)("  sample: " + rec["sample"][:300].replace("\n", " | "))
+            say("  sample: " + rec["sample"][:300].replace("\n", " | "))
         if rec.get("warning"):
-            (bar.write if bar is not None else log)("  warning: " + rec["warning"])
+            say("  warning: " + rec["warning"])
         return rec
+
+    def say(msg: str) -> None:
+        (bar.write if bar is not None else log)(msg)  # print above the progress bar, not through it
 
     def _emit(rec: dict) -> None:
         history.append(rec)
@@ -247,7 +252,7 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
             for group in optimizer.param_groups:
                 group["lr"] = lr
             if step % cfg.eval_interval == 0 and step != last_eval_step:
-                rec = evaluate_and_save(final=False)
+                rec = evaluate_and_save()
                 last_eval_step, last_path = step, out_dir / rec["checkpoint"]
                 if cfg.patience and evals_since_best >= cfg.patience:
                     stop_reason = "early stop"
@@ -287,7 +292,7 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
                 bar.update(1)
         elapsed = elapsed0 + time.monotonic() - t_start
         if step != last_eval_step:  # the final state is always evaluated and saved
-            rec = evaluate_and_save(final=True)
+            rec = evaluate_and_save()
             last_path = out_dir / rec["checkpoint"]
     if bar is not None:
         bar.close()

@@ -116,3 +116,30 @@ def test_finetune_refuses_a_tokenizer_mismatch(tiny_run, tmp_path):
     model_cfg, cfg = get_preset("smoke", max_iters=2)
     with pytest.raises(DataError, match="tokenizer mismatch.*--tokenizer-from"):
         train(load_data(other), ck.config, cfg, tmp_path / "ft", init_from=ck, **QUIET)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_killed_cli_run_saves_and_exits_cleanly_then_resumes(prepared, tmp_path, cli_env, sig):
+    """A real `plotgpt train` subprocess gets SIGTERM / SIGINT mid-run: exit 0, resumable checkpoint."""
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "helpers", "train", "--data", str(prepared), "--preset", "smoke", "--out", str(out),
+           "--max-iters", "100000", "--eval-interval", "50", "--quiet"]
+    proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "step-000050.safetensors").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert f"interrupted ({sig.name})" in stdout
+    steps = C.step_files(out)
+    step = int(steps[-1].stem.split("-")[1])
+    assert step >= 50 and C.load(steps[-1], with_state=True).state["rng_batch"].numel() > 0
+    r = subprocess.run(cmd[:-5] + ["--max-iters", str(step + 10), "--resume", "--quiet"], env=cli_env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"resuming from {steps[-1]} (step {step})" in r.stdout and f"at step {step + 10}" in r.stdout
