@@ -6,13 +6,17 @@ BIN     = $(VENV)/bin
 TORCH  ?= torch==2.13.0
 MINUTES ?= 4
 STAMP   = $(VENV)/.installed
+NOTEBOOKS = $(wildcard notebooks/[0-9][0-9]_*.py)
 
-.PHONY: install run test clean help
+.PHONY: install run test lab book notebooks clean help
 
 help:
-	@echo "make run    - prepare the sample corpus, train the cpu preset for $(MINUTES) min, print 3 plots"
-	@echo "make test   - install if needed, run the test suite"
-	@echo "make clean  - remove data/prepared, checkpoints/* and caches (keeps .venv)"
+	@echo "make run        prepare the sample corpus, train the cpu preset for $(MINUTES) min, print 3 plots"
+	@echo "make test       install if needed, run the whole suite (pytest, nbval, book build, browser test)"
+	@echo "make lab        open the notebooks in JupyterLab"
+	@echo "make book       build the book (full-size execution) into _build/html"
+	@echo "make notebooks  regenerate each .ipynb from its .py twin and execute it in place (full size)"
+	@echo "make clean      remove data/prepared, checkpoints/*/ and build caches (keeps .venv)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,8 +34,23 @@ run: install
 	@echo "outputs: data/prepared/sample/ (tokens, tokenizer), checkpoints/sample-cpu/ (best.safetensors,"
 	@echo "         step-*.safetensors, loss.png, metrics.jsonl)"
 
+# Notebooks run in smoke mode under a throw-away PLOTGPT_ROOT; nbval compares the cells marked
+# NBVAL_CHECK_OUTPUT with the stored (full-size) outputs.
 test: install
-	$(BIN)/python -m pytest -q
+	PLOTGPT_SMOKE=1 PLOTGPT_ROOT=$$(mktemp -d) MPLBACKEND=Agg $(BIN)/python -m pytest -q \
+		--nbval-lax --nbval-current-env -p no:cacheprovider tests notebooks
+
+lab: install
+	$(BIN)/jupyter lab notebooks/
+
+book: install
+	$(BIN)/jupyter-book build . -W --all
+	@echo "open _build/html/index.html"
+
+notebooks: install
+	$(BIN)/jupytext --to ipynb --update $(NOTEBOOKS)
+	cd notebooks && for nb in $(notdir $(NOTEBOOKS:.py=.ipynb)); do \
+		../$(BIN)/jupyter nbconvert --to notebook --execute --inplace $$nb --ExecutePreprocessor.timeout=1800 || exit 1; done
 
 clean:
-	rm -rf data/prepared checkpoints/*/ .pytest_cache _build
+	rm -rf data/prepared checkpoints/*/ .pytest_cache _build tests/output

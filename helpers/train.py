@@ -206,7 +206,7 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
         rec["checkpoint"] = path.name
         evals = [h for h in history if h.get("kind") == "eval"] + [rec]
         if len(evals) >= 3 and evals[-1]["val_loss"] > evals[-2]["val_loss"] > evals[-3]["val_loss"] \
-                and evals[-1]["train_loss"] < evals[-3]["train_loss"]:
+                and evals[-1]["train_loss"] < evals[-3]["train_loss"] and not evals[-2].get("warning"):
             rec["warning"] = MEMORISE_ADVICE
         _emit(rec)
         say(f"step {step:>6}: train {rec['train_loss']:.4f}  val {rec['val_loss']:.4f}  "

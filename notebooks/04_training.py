@@ -1,0 +1,289 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Chapter 4: Training
+#
+# We have data (chapter 1) and a model (chapters 2 and 3). Training is the loop that turns the
+# random model into one that writes plots: sample a batch of windows, compute the loss, take a
+# gradient step, repeat. The loop itself is ten lines; what makes it work well on a small
+# computer is in the details this chapter takes one at a time:
+#
+# 1. **AdamW** and which parameters get weight decay;
+# 2. the **learning-rate schedule**: linear warmup, then cosine decay;
+# 3. **gradient accumulation**: a big batch on a small machine;
+# 4. **mixed precision** (AMP): which dtype where, and why fp16 needs a GradScaler;
+# 5. **gradient clipping**;
+#
+# and then the full run, with a live loss plot and a sample at every evaluation.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from helpers.book import SMOKE
+from helpers.device import print_versions
+
+print_versions()
+print("smoke mode (CI): small sizes" if SMOKE else "full size")
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import torch
+
+from helpers import book, paths
+from helpers.config import ModelConfig, TrainConfig, get_preset
+from helpers.device import detect_device, pick_dtype, seed_everything
+from helpers.memmap import get_batch
+from helpers.model import GPT
+from helpers.optim import configure_optimizer, lr_at
+
+seed_everything(0)
+data = book.sample_data()
+print(f"{data.meta['splits']['train']['tokens']:,} training tokens, vocabulary {data.vocab_size:,}")
+
+# %% [markdown]
+# ## 1. AdamW and its decay groups
+#
+# Adam keeps, for every parameter, running averages of the gradient ($m$) and of its square
+# ($v$), and steps by $m / \sqrt{v}$: each parameter gets its own step size. The betas set how
+# long those averages remember; GPT-2 style training uses $\beta_1 = 0.9$, $\beta_2 = 0.95$
+# (a shorter memory for $v$ than the default 0.999, which is steadier when the loss is noisy).
+#
+# **Weight decay** shrinks weights toward zero at every step ($w \leftarrow w - \eta\lambda w$),
+# a pull toward simpler functions. *AdamW* applies it directly to the weights, not through the
+# gradient, so it is not rescaled by $\sqrt{v}$. It makes sense for the matrices that mix
+# features (and the token embedding); for biases and LayerNorm gains it only hurts, so those get
+# none. The rule is simple: decay every parameter with two or more dimensions.
+
+# %%
+model = GPT(ModelConfig(vocab_size=data.vocab_size, block_size=64, n_layer=2, n_head=2, n_embd=64))
+decay = [(n, tuple(p.shape)) for n, p in model.named_parameters() if p.dim() >= 2]
+no_decay = [(n, tuple(p.shape)) for n, p in model.named_parameters() if p.dim() < 2]
+print("weight decay 0.1 :", ", ".join(n for n, _ in decay[:5]), "...", f"({len(decay)} tensors)")
+print("no weight decay  :", ", ".join(n for n, _ in no_decay[:5]), "...", f"({len(no_decay)} tensors)")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+opt = configure_optimizer(model, TrainConfig(weight_decay=0.1), "cpu")
+ids = lambda ps: {id(p) for p in ps}  # noqa: E731
+mine = [p for p in model.parameters() if p.dim() >= 2]
+assert ids(opt.param_groups[0]["params"]) == ids(mine) and opt.param_groups[0]["weight_decay"] == 0.1
+assert opt.param_groups[1]["weight_decay"] == 0.0 and opt.defaults["betas"] == (0.9, 0.95)
+print("matches helpers.optim.configure_optimizer")
+
+# %% [markdown]
+# ## 2. Warmup, then cosine decay
+#
+# At the start the weights are random and the gradients large and unreliable: a full-size step
+# can throw the model somewhere it never recovers from. So the learning rate **warms up**
+# linearly over the first steps. Afterwards it **decays** along half a cosine to a floor (here
+# 10 % of the peak): big steps while far from a good solution, small ones to settle into it.
+#
+# Written out by hand, then checked against `helpers.optim.lr_at`, the version the training
+# loop uses:
+
+# %%
+def my_lr(step, peak=1e-3, warmup=100, max_iters=1000, floor=0.1):
+    if step < warmup:
+        return peak * (step + 1) / (warmup + 1)  # linear warmup (never exactly zero)
+    progress = min((step - warmup) / (max_iters - warmup), 1.0)  # 0 -> 1 along the decay
+    return peak * floor + 0.5 * (1 + math.cos(math.pi * progress)) * (peak - peak * floor)
+
+
+sched = TrainConfig(lr=1e-3, warmup_iters=100, max_iters=1000, min_lr_ratio=0.1)
+steps = list(range(1200))
+fig, ax = plt.subplots(figsize=(7, 3))
+ax.plot(steps, [my_lr(s) for s in steps], lw=3, alpha=0.4, label="by hand")
+ax.plot(steps, [lr_at(s, sched) for s in steps], "--", label="helpers.optim.lr_at")
+ax.axvline(100, color="grey", lw=0.8)
+ax.text(105, 9e-4, "end of warmup", fontsize=8)
+ax.set_xlabel("step")
+ax.set_ylabel("learning rate")
+ax.set_title("Linear warmup, cosine decay to 10 % of the peak")
+ax.legend()
+plt.show()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+assert all(math.isclose(my_lr(s), lr_at(s, sched)) for s in steps)
+print("matches helpers.optim.lr_at")
+
+# %% [markdown]
+# On a laptop we often train for a fixed *time*, not a fixed number of steps. `lr_at` takes a
+# `time_progress` argument for that: with `--max-minutes`, the cosine is as far along as the
+# steps or the clock, whichever is further, so the learning rate reaches its floor when the time
+# is up instead of being cut off mid-decay.
+#
+# ## 3. Gradient accumulation
+#
+# Bigger batches give less noisy gradients, but a batch of activations has to fit in memory.
+# Accumulation gets the big batch's gradient from several small ones: run `k` micro-batches,
+# each loss divided by `k`, and let `.backward()` *add* their gradients before one optimizer
+# step. Because the loss is a mean over tokens, the sum of `k` micro-batch means divided by `k`
+# is exactly the mean over the big batch: the same gradient, up to float rounding.
+
+# %%
+seed_everything(1)
+tiny = GPT(ModelConfig(vocab_size=data.vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=32))
+x, y = get_batch(data.tokens("train"), 8, 32, torch.Generator().manual_seed(0))
+
+tiny.zero_grad()
+_, loss = tiny(x, y)  # one batch of 8
+loss.backward()
+big = [p.grad.clone() for p in tiny.parameters()]
+
+tiny.zero_grad()
+for xm, ym in zip(x.chunk(4), y.chunk(4)):  # four micro-batches of 2
+    _, loss = tiny(xm, ym)
+    (loss / 4).backward()  # gradients add up across backward() calls
+accum = [p.grad.clone() for p in tiny.parameters()]
+print(f"largest difference between the two gradients: {max((a - b).abs().max().item() for a, b in zip(big, accum)):.2e}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(big, accum))
+print("4 micro-batches of 2 give the gradient of one batch of 8")
+
+# %% [markdown]
+# `helpers.train.train` does the same with `grad_accum` (`--grad-accum` on the command line):
+# the `gpu-124m` preset runs 8 micro-batches of 16 × 256 tokens for each step, so the
+# reference's model fits an 8 GB card and still sees 32,768 tokens per update. A test in
+# `tests/test_train.py` checks that a whole run with accumulation ends at the same weights.
+#
+# ## 4. Mixed precision
+#
+# Matrix multiplications are most of the work, and they run much faster in 16-bit formats on
+# hardware that supports them. *Automatic mixed precision* (`torch.autocast`) runs the matmuls in
+# 16 bits and keeps the numerically sensitive parts (softmax, losses, reductions, the weights and
+# optimizer state themselves) in float32.
+#
+# | format | exponent bits | mantissa bits | largest value | smallest normal |
+# |---|---|---|---|---|
+# | float32 | 8 | 23 | 3.4e38 | 1.2e-38 |
+# | bfloat16 | 8 | 7 | 3.4e38 | 1.2e-38 |
+# | float16 | 5 | 10 | 65,504 | 6.1e-5 |
+#
+# **bfloat16** has float32's range with less precision: gradients neither overflow nor vanish,
+# so it needs no special care. **float16** is more precise but its range is tiny: small
+# gradients *underflow* to zero. The **GradScaler** multiplies the loss by a large factor before
+# `backward()` (so the gradients are large enough to be represented), divides them back before
+# the optimizer step, and skips the step and lowers the factor when it sees an inf. Hence the rule
+# in `helpers.device.pick_dtype`: bf16 on GPUs that have it, fp16 + GradScaler on older GPUs, and
+# float32 on CPU unless told otherwise.
+
+# %%
+g = torch.tensor([1e-3, 1e-5, 1e-7, 1e-9])
+print("a gradient in float32 :", g.tolist())
+print("        in float16    :", g.half().float().tolist(), " <- the small ones underflow to 0")
+print("        in bfloat16   :", g.bfloat16().float().tolist(), " <- kept, with ~3 significant digits")
+print("scaled by 2**16 in float16, then unscaled:", ((g * 2**16).half().float() / 2**16).tolist())
+
+# %%
+device = detect_device()
+print(f"this machine: device {device}, training dtype {pick_dtype(device)}")
+
+# %% [markdown]
+# ## 5. Gradient clipping
+#
+# Now and then a batch produces a huge gradient (a rare token, an unlucky window), and one big
+# step can undo hours of training. Clipping rescales the whole gradient vector whenever its
+# norm exceeds 1.0, keeping its direction: $g \leftarrow g \cdot \min(1, 1/\lVert g\rVert)$.
+
+# %%
+def clip_by_hand(params, max_norm=1.0):
+    total = torch.sqrt(sum((p.grad ** 2).sum() for p in params))  # one norm over all parameters
+    scale = min(1.0, max_norm / (total.item() + 1e-6))
+    for p in params:
+        p.grad.mul_(scale)
+    return total
+
+
+tiny.zero_grad()
+_, loss = tiny(x, y)
+(loss * 100).backward()  # an exaggerated gradient
+params = list(tiny.parameters())
+saved = [p.grad.clone() for p in params]
+norm_mine = clip_by_hand(params)
+mine_clipped = [p.grad.clone() for p in params]
+for p, s in zip(params, saved):
+    p.grad.copy_(s)
+norm_torch = torch.nn.utils.clip_grad_norm_(params, 1.0)
+print(f"gradient norm before clipping: {norm_mine.item():.1f}; after: "
+      f"{torch.sqrt(sum((p.grad ** 2).sum() for p in params)).item():.3f}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+assert torch.isclose(norm_mine, norm_torch) and all(torch.allclose(a, p.grad, atol=1e-6)
+                                                      for a, p in zip(mine_clipped, params))
+print("matches torch.nn.utils.clip_grad_norm_")
+
+# %% [markdown]
+# ## The full run
+#
+# `helpers.train.train` puts it all together — the loop is short enough to read in
+# `helpers/train.py` — and adds what a real run needs: an evaluation every `eval_interval` steps
+# (mean loss over a few batches of each split, and **bits per byte** on validation, a number
+# that does not depend on the tokenizer), a demo generation, checkpoints (`step-*.safetensors`
+# with everything needed to resume, `best.safetensors` with the best weights), early stopping,
+# a warning when the model starts to memorise, and a clean stop on Ctrl-C. Interrupting this
+# cell (the ■ button) stops the run at the next step and leaves a resumable checkpoint.
+#
+# The preset follows the hardware: `gpu-124m` (the reference's 124M model) on a GPU, `cpu` on a
+# laptop, and a toy size under CI. The plot below updates in place at every evaluation.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from helpers.plots import LiveLossPlot
+from helpers.train import train
+
+if SMOKE:
+    preset, overrides = "smoke", dict(max_iters=60, eval_interval=20)
+elif device == "cuda":
+    preset, overrides = "gpu-124m", dict(max_minutes=60)
+else:
+    preset, overrides = "cpu", dict(max_minutes=5, eval_interval=100)
+model_cfg, train_cfg = get_preset(preset, **overrides)
+run_dir = paths.checkpoints_root() / book.CHAPTER_RUN
+print(f"preset {preset}: {model_cfg.n_layer} layers x {model_cfg.n_embd}, block {model_cfg.block_size}, "
+      f"batch {train_cfg.batch_size} x {train_cfg.grad_accum}; writing to {run_dir}")
+live = LiveLossPlot(title=f"preset {preset} on the sample corpus")
+result = train(data, model_cfg, train_cfg, run_dir, overwrite=True, callback=live, progress=False)
+
+# %% [markdown]
+# Reading the curves: the training loss (blue) keeps falling; the validation loss (orange) is
+# what matters. On a corpus as small as the sample (about 100,000 tokens), a few minutes are
+# several passes over the data, and the two curves part: the model starts to *memorise* plots
+# instead of learning to write them. That is what the warning in the log means, and why
+# `best.safetensors` keeps the weights from the best validation loss, not the last ones.
+# A bigger corpus (chapter 1 shows how to prepare your own, the README how to download the CMU
+# corpus) moves that point much further out.
+
+# %%
+evals = [h for h in result.history if h["kind"] == "eval"]
+best = min(evals, key=lambda h: h["val_loss"])
+print(f"stopped after {result.step} steps ({result.stop_reason}); "
+      f"best val loss {best['val_loss']:.3f} = {best['val_bpb']:.3f} bits per byte at step {best['step']}")
+print("\nthe last demo sample:\n" + evals[-1].get("sample", ""))
+
+# %% [markdown]
+# ## What we built
+#
+# AdamW with decay on matrices only, a warmup + cosine schedule, gradient accumulation that is
+# exactly a bigger batch, mixed precision with the right dtype per device, clipping — each
+# checked against the version in `helpers/` — and a real run that saved
+# `checkpoints/book/best.safetensors`. From the command line the same run is
+# `plotgpt train --preset cpu --max-minutes 5`.
+#
+# Next, chapter 5 continues training this model on a second corpus, and measures how good its
+# plots are: how repetitive, and how much they copy.
