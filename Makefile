@@ -37,7 +37,7 @@ run: install
 # Notebooks run in smoke mode under a throw-away PLOTGPT_ROOT; nbval compares the cells marked
 # NBVAL_CHECK_OUTPUT with the stored (full-size) outputs.
 test: install
-	PLOTGPT_SMOKE=1 PLOTGPT_ROOT=$$(mktemp -d) MPLBACKEND=Agg $(BIN)/python -m pytest -q \
+	PLOTGPT_SMOKE=1 PLOTGPT_ROOT=$$(mktemp -d) $(BIN)/python -m pytest -q \
 		--nbval-lax --nbval-current-env -p no:cacheprovider tests notebooks
 
 lab: install

@@ -77,14 +77,23 @@ class LiveLossPlot:
         self.history.append(rec)
         if rec.get("kind") != "eval":
             return
-        from IPython.display import display
+        from IPython.display import Image, display
 
         draw_loss(self.ax_loss, self.ax_lr, self.history)
         self.fig.tight_layout()
+        image = Image(data=figure_png(self.fig))  # explicit PNG: works whatever the matplotlib backend
         if self._handle is None:
-            self._handle = display(self.fig, display_id=True)
+            self._handle = display(image, display_id=True)
         else:
-            self._handle.update(self.fig)
+            self._handle.update(image)
+
+
+def figure_png(fig, dpi: int = 100) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
 
 
 def next_token_bars(ax, probs: list[tuple[str, float]], context: str = "") -> None:

@@ -31,18 +31,19 @@ class SamplingPanel:
         self._cache: dict[Path, ckpt_io.Checkpoint] = {}
         options = [(f"{p.parent.name}/{p.name}", str(p)) for p in (checkpoints or find_checkpoints())]
         wide = W.Layout(width="100%")
+        label = {"description_width": "110px"}  # room for the labels, so they are not cut off
         self.checkpoint = W.Dropdown(options=options, description="checkpoint", layout=wide)
         self.prompt = W.Textarea(value=prompt, description="prompt", layout=W.Layout(width="100%", height="60px"))
-        self.temperature = W.FloatSlider(value=0.8, min=0.1, max=2.0, step=0.05, description="temperature")
-        self.top_k = W.IntSlider(value=50, min=0, max=500, step=5, description="top-k (0 off)")
-        self.top_p = W.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top-p")
-        self.max_new_tokens = W.IntSlider(value=150, min=10, max=600, step=10, description="new tokens")
-        self.do_sample = W.Checkbox(value=True, description="sample (off = greedy)")
-        self.seed = W.IntText(value=0, description="seed (-1 random)")
+        self.temperature = W.FloatSlider(value=0.8, min=0.1, max=2.0, step=0.05, description="temperature", style=label)
+        self.top_k = W.IntSlider(value=50, min=0, max=500, step=5, description="top-k (0 off)", style=label)
+        self.top_p = W.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top-p", style=label)
+        self.max_new_tokens = W.IntSlider(value=150, min=10, max=600, step=10, description="new tokens", style=label)
+        self.do_sample = W.Checkbox(value=True, description="sample (off = greedy)", style=label)
+        self.seed = W.IntText(value=0, description="seed (-1 random)", style=label)
         self.button = W.Button(description="Generate", button_style="primary", icon="play")
         self.status = W.HTML()
         self.text = W.HTML(layout=W.Layout(width="100%", min_height="120px", border="1px solid #ccc", padding="6px"))
-        self.bars = W.Output()
+        self.bars = W.Image(format="png", layout=W.Layout(width="450px"))
         self.button.on_click(lambda _: self.generate())
         controls = W.VBox([self.temperature, self.top_k, self.top_p, self.max_new_tokens, self.do_sample, self.seed])
         self.widget = W.VBox([self.checkpoint, self.prompt, W.HBox([controls, self.bars]),
@@ -83,17 +84,13 @@ class SamplingPanel:
             self.button.disabled = False
 
     def show_next_token(self, ck: ckpt_io.Checkpoint, context: str) -> None:
-        from IPython.display import display
-
-        from .plots import _plt, next_token_bars
+        from .plots import _plt, figure_png, next_token_bars
 
         plt = _plt()
         fig, ax = plt.subplots(figsize=(4.5, 3.2))
         next_token_bars(ax, sample.next_token_probs(ck, context, k=10, temperature=self.temperature.value), context)
         fig.tight_layout()
-        self.bars.clear_output(wait=True)
-        with self.bars:
-            display(fig)
+        self.bars.value = figure_png(fig)
         plt.close(fig)
 
 

@@ -145,7 +145,7 @@ print(f"train: {n_train} plots, {train_bytes:,} bytes   val: {n_val} plots, {val
 # entry, and it predicts one token per step. Two extreme choices:
 #
 # - **characters** (or bytes): a tiny vocabulary, but long sequences. Each plot is about 1,000
-#   steps, and a 128-token context sees two sentences. The model spends its capacity spelling.
+#   steps, and a 128-token context sees about one sentence. The model spends its capacity spelling.
 # - **words**: short sequences, but the vocabulary is unbounded (every name, every typo) and a word
 #   not seen in training cannot be written at all.
 #
@@ -368,72 +368,83 @@ model_cfg, _ = get_preset("cpu")
 body = GPT(replace(model_cfg, vocab_size=512)).num_params(non_embedding=True)
 print(f"cpu preset: width {model_cfg.n_embd}, {model_cfg.n_layer} layers: {body:,} parameters besides the embeddings")
 
-
-def bytes_per_token(enc, texts, n_bytes):
-    return n_bytes / sum(len(ids) for ids in enc.encode_ordinary_batch(texts))
-
-
+RARE = 5  # an embedding row whose token occurs fewer times than this in train.bin is barely trained
 rows = []
 for v in VOCABS:
     enc = tok.train_bpe(train_docs, vocab_size=v)
-    rows.append({"vocab": enc.n_vocab,
-                 "train": bytes_per_token(enc, train_docs, train_bytes),
-                 "val": bytes_per_token(enc, val_docs, val_bytes),
-                 "emb": enc.n_vocab * model_cfg.n_embd})
+    train_tok = np.concatenate([np.array(ids, dtype=np.int64) for ids in enc.encode_ordinary_batch(train_docs)])
+    uses = np.bincount(train_tok, minlength=enc.n_vocab)[256:-1]  # the learned tokens (no bytes, no EOT)
+    val_tokens = sum(len(ids) for ids in enc.encode_ordinary_batch(val_docs))
+    rows.append({"vocab": enc.n_vocab, "train": train_bytes / len(train_tok), "val": val_bytes / val_tokens,
+                 "rare": int((uses < RARE).sum()), "emb": enc.n_vocab * model_cfg.n_embd})
 
-print(f"{'vocab':>6} {'bytes/token':>12} {'(train)':>8} {'tokens/plot':>12} {'embedding params':>17} {'share of model':>15}")
+print(f"{'vocab':>6} {'bytes/token':>12} {'(train)':>8} {'tokens/plot':>12} {'rare tokens':>12} "
+      f"{'embedding params':>17} {'share of model':>15}")
 for r in rows:
     per_plot = val_bytes / n_val / r["val"]
-    print(f"{r['vocab']:6,} {r['val']:12.2f} {r['train']:8.2f} {per_plot:12.0f} {r['emb']:17,} "
+    print(f"{r['vocab']:6,} {r['val']:12.2f} {r['train']:8.2f} {per_plot:12.0f} {r['rare']:12,} {r['emb']:17,} "
           f"{r['emb'] / (r['emb'] + body):14.0%}")
 if gpt2 is not None:
     g = {"vocab": gpt2.n_vocab, "val": val_bytes / gpt2_val_tokens, "emb": gpt2.n_vocab * model_cfg.n_embd}
-    print(f"{g['vocab']:6,} {g['val']:12.2f} {'':8} {val_bytes / n_val / g['val']:12.0f} {g['emb']:17,} "
+    print(f"{g['vocab']:6,} {g['val']:12.2f} {'':8} {val_bytes / n_val / g['val']:12.0f} {'':12} {g['emb']:17,} "
           f"{g['emb'] / (g['emb'] + body):14.0%}   (GPT-2)")
-print(f"bytes/token on the val plots; (train) on the plots the tokenizer was trained on; "
-      f"a plot is {val_bytes / n_val:,.0f} bytes on average")
+print(f"bytes/token: on the val plots, and (train) on the plots the tokenizer was trained on.\n"
+      f"tokens/plot: an average val plot ({val_bytes / n_val:,.0f} bytes). "
+      f"rare tokens: learned tokens used fewer than {RARE} times in the training plots.")
 
 # %%
 vs = [r["vocab"] for r in rows]
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
-ax1.plot(vs, [r["train"] for r in rows], "o--", color="tab:gray", label="train plots (tokenizer saw them)")
+ax1.plot(vs, [r["train"] for r in rows], "o--", color="tab:gray", label="train plots (the tokenizer saw them)")
 ax1.plot(vs, [r["val"] for r in rows], "o-", color="tab:blue", label="val plots (unseen)")
-ax1.axhline(n_bytes.sum() / n_chars.sum(), color="tab:red", ls=":", label="one character per token")
+ax1.axhline(n_bytes.sum() / n_chars.sum(), color="tab:red", ls=":", label="characters (one per token)")
 ax1.set_xscale("log", base=2)
 ax1.set_xticks(vs, [f"{v:,}" for v in vs])
+ax1.set_ylim(0, None)
 ax1.set_xlabel("vocabulary size V")
 ax1.set_ylabel("bytes per token")
-ax1.set_title("Compression: text per token")
-ax1.legend(fontsize=8)
+ax1.set_title("What it buys: text per token")
+ax1.legend(fontsize=8, loc="upper left")
 
-ax2.bar(range(len(vs)), [r["emb"] / 1e6 for r in rows], color="tab:orange", label=f"embedding: V x {model_cfg.n_embd}")
+emb = np.array([r["emb"] for r in rows]) / 1e6
+rare = np.array([r["rare"] * model_cfg.n_embd for r in rows]) / 1e6
+ax2.bar(range(len(vs)), emb - rare, color="tab:orange", label=f"embedding rows, V x {model_cfg.n_embd}")
+ax2.bar(range(len(vs)), rare, bottom=emb - rare, color="navajowhite", hatch="//", edgecolor="tab:orange",
+        label=f"... of tokens seen < {RARE} times")
 ax2.axhline(body / 1e6, color="black", ls="--", label=f"rest of the cpu model ({body / 1e6:.1f}M)")
 ax2.set_xticks(range(len(vs)), [f"{v:,}" for v in vs])
 ax2.set_xlabel("vocabulary size V")
 ax2.set_ylabel("parameters (millions)")
-ax2.set_title("Cost: embedding parameters")
-ax2.legend(fontsize=8)
-fig.suptitle("Domain BPE trained on the sample plots: what a bigger vocabulary buys and costs")
+ax2.set_title("What it costs: embedding parameters")
+ax2.legend(fontsize=8, loc="center left")
+fig.suptitle("Domain BPE trained on the 198 training plots")
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Two things to read off the plot.
+# Three things to read off the table and the plot.
 #
-# - **Diminishing returns.** Each doubling of $V$ adds less compression, while the embedding
-#   table doubles every time. At 8,192 entries it is larger than the whole rest of the model.
-# - **The tokenizer overfits too.** On the plots it was trained on, bytes per token keep climbing;
-#   on unseen plots they level off. The late merges are names and phrases that occur in only one
-#   or two training plots (a character's surname, a town): useless for new text, and rows of the
-#   embedding table that will barely be trained. The gap between the two curves is a cheap
-#   signal of how large a vocabulary a corpus can support.
+# - **Diminishing returns.** Each doubling of $V$ doubles the embedding table, but on unseen plots
+#   it buys less and less: the first doubling shortens a plot by a fifth, the last by a ninth.
+# - **The tokenizer overfits too.** On the plots it was trained on, bytes per token climb faster
+#   and faster; on unseen plots they do not follow. The late merges are names and phrases that
+#   occur in one or two training plots (a character's surname, a town): useless for new text.
+#   The gap between the two curves is a cheap signal of how large a vocabulary a corpus can
+#   support.
+# - **Rows that barely train.** Those late tokens are exactly the rare ones: the hatched part of
+#   each bar is embedding rows whose token occurs fewer than five times in all the training
+#   data. They cost parameters and softmax outputs and learn almost nothing. At 8,192, four
+#   learned tokens out of five are rare.
 #
-# The library's default, 4,096, sits near the knee for this corpus: about 4 bytes per token,
-# roughly one token per word, for a quarter of the CPU model's parameters. On a corpus a hundred
-# times larger, such as the CMU plot summaries, the knee moves right, and 8,192 or 16,384 would
-# pay off. (Tokens per byte matter for comparing losses, too: a model with a bigger vocabulary has
-# a higher loss per token simply because each token carries more text. Chapter 4 therefore
-# reports **bits per byte**, which does not depend on the tokenizer.)
+# By these measures our 200 KB sample corpus supports about 2,048 tokens. The library's default,
+# 4,096, is meant for the corpora you would train on for real (the reference's Wikipedia plots,
+# the 42,306 CMU summaries: hundreds of times larger), where tokens recur often enough; there
+# 8,192 or 16,384 can pay off too. The book keeps 4,096 so that its chapters match the `plotgpt` command's defaults: on
+# the sample it gives about 3.5 bytes per token on new text (a word is about 1.7 tokens) for a
+# quarter of the CPU model's parameters. Preparing the sample with `vocab_size=2048` and
+# comparing the models of Chapter 4 is a good experiment. (Compare them in **bits per byte**,
+# as Chapter 4 does, not in loss per token: a model with a bigger vocabulary has a higher loss
+# per token simply because each token carries more text.)
 #
 # ## 5. Writing the tokens to disk
 #
@@ -515,15 +526,18 @@ for s, count in stats["least_frequent"]:
     print(f"  {s:>16} {count:6,}")
 
 # %% [markdown]
-# The top of the list is the scaffolding of English (`the`, `,`, `.`, `a`, `and`) plus our format
-# (`<|endoftext|>`, `Title`, `Plot` occur once per plot). The bottom is a token seen once or twice:
-# usually a fragment of a name. Not every id is used at all: a BPE keeps intermediate tokens
-# (say, the first half of a long name) that later merges absorbed everywhere they occurred.
+# The top of the list is the scaffolding of English (`,`, `the`, `.`, `a`, `and`, `'s`) and of
+# our format (the `:` of every `Title:` and `Plot:` line). The bottom is tokens seen once: pieces
+# of longer, rarer words. Some ids are not used at all: most of the 256 single bytes (the corpus
+# uses about 90 characters), and intermediate tokens that later merges absorbed everywhere they
+# occurred (a token for the first half of a long name, say).
 #
 # Word frequencies in natural language follow Zipf's law, $f(r) \propto 1/r$: the $r$-th most
-# frequent word is about $r$ times rarer than the first. BPE tokens roughly do too, and this is
-# the imbalance the model meets: a few tokens make up a large share of the text, while
-# thousands of rows of the embedding table see a handful of examples each.
+# frequent word is about $r$ times rarer than the first. BPE tokens fall off more slowly, because
+# merging the most frequent pairs is exactly what evens frequencies out (a frequent word becomes
+# one token, a rare one several common pieces). The imbalance the model meets is still large: a
+# hundred tokens make up almost half the text, while thousands of rows of the embedding table
+# see a handful of examples each.
 
 # %%
 counts = np.bincount(np.asarray(train_ids), minlength=data.vocab_size)
@@ -539,8 +553,8 @@ ax.set_ylabel("occurrences f(r)")
 ax.set_title(f"Token frequencies, V = {data.vocab_size:,}: the top 100 tokens are {top100:.0%} of the text")
 ax.legend()
 plt.show()
-print(f"{(counts == 0).sum():,} ids never occur in train.bin; "
-      f"{(counts == 1).sum():,} occur exactly once")
+print(f"{(counts == 0).sum():,} ids never occur in train.bin ({(counts[:256] == 0).sum()} single bytes, "
+      f"{(counts[256:] == 0).sum()} learned tokens); {(counts == 1).sum():,} occur exactly once")
 
 # %% [markdown]
 # ## 7. Reading training windows back
@@ -586,7 +600,8 @@ print("y:", repr(enc.decode(y[0].tolist())))
 # %% [markdown]
 # Spelled out position by position, one window holds $T$ training examples. Here the first ten
 # positions of a window that starts just before a plot begins (the offset is picked by hand, so
-# that it crosses an `<|endoftext|>`):
+# that it crosses an `<|endoftext|>`); the left column shows at most the last six tokens of the
+# context, the right one the target the model must predict from it:
 
 # %%
 eot_positions = np.flatnonzero(np.asarray(train_ids) == enc.eot_token)

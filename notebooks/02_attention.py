@@ -259,8 +259,8 @@ plt.show()
 #
 # One head computes one weighted average per position, so it can follow one kind of relation at a
 # time. GPT runs `n_head` heads side by side, each on its own slice of size `hs = C // n_head`, and
-# concatenates their outputs: one head may track the previous word while another looks back for a
-# character's name. The cost is the same as one big head, because it is the same matrix
+# concatenates their outputs: one head may follow the previous word while another finds where the
+# plot began. The cost is the same as one big head, because it is the same matrix
 # multiplications with the channels split up.
 #
 # In code the split is only a reshape. GPT-2 computes $Q$, $K$ and $V$ for all heads with **one**
@@ -399,7 +399,7 @@ print("matches helpers.model.CausalSelfAttention")
 # loops) and measure how much each position's output moves, with the mask and without it.
 
 # %%
-t0 = T // 2
+t0 = tokens.index(" door") if " door" in tokens else T // 2  # a word in the middle of the sentence
 changed = list(ids)
 changed[t0] = enc.encode_ordinary(" vampire")[0]
 xa = token_table[torch.tensor([ids])] + position_table[torch.arange(T)]  # (1, T, C)
@@ -417,8 +417,9 @@ for ax, d, title in zip(axes, (diff_causal, diff_full), ("with the causal mask",
     ax.set_xticks(range(T), tokens, rotation=90)
     ax.set_xlabel(f"output position (token {t0} changed)")
     ax.set_title(title)
+axes[0].text((t0 - 1) / 2, 0.02 * float(diff_full.max()), "exactly 0", ha="center", color="tab:blue")
 axes[0].set_ylabel("max |change| of the output")
-fig.suptitle("Changing a future token: the past stays put only with the mask")
+fig.suptitle("Changing one token (red: it and the positions after it; blue: the positions before it)")
 fig.tight_layout()
 plt.show()
 
@@ -506,29 +507,56 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The patterns differ from head to head, and two simple numbers tell many of them apart: how much
-# weight a head puts on the token just before (a **previous-token head**, which lets the model
-# see word pairs such as "Buenos" -> "Aires"), and how far back it looks on average,
-# $\sum_s a_{ts}\,(t - s)$ averaged over $t$. Many heads also park weight on the first token when
-# nothing else is relevant (an "attention sink": the weights must sum to 1 somewhere).
+# Heads differ, and a few numbers per head describe them (rows $t \ge 4$, where a token has some
+# choice; the first rows attend to one or two tokens by necessity):
+#
+# * **spread**: the entropy of a row, divided by its largest possible value $\ln(t+1)$ and
+#   averaged over rows: 1 for a head that averages everything evenly, 0 for one that reads a
+#   single token;
+# * **on t-1**: the weight on the token just before, the signature of a *previous-token head*
+#   (which lets the model see word pairs such as "Buenos" -> "Aires");
+# * the **most-read token**: which key gets the most weight from the later queries, on average.
 
 # %%
-pos = torch.arange(Tp)
-prev = maps.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1)  # (L, H): mean weight on token t-1
-first = maps[..., 1:, 0].mean(-1)  # (L, H): mean weight on token 0 (from t >= 1)
-dist = (maps * (pos[:, None] - pos[None, :]).clamp(min=0)).sum(-1)[..., 1:].mean(-1)  # (L, H)
-print("layer head  on t-1  on token 0  mean distance back")
+pos = torch.arange(Tp).float()
+entropy = -(maps * maps.clamp_min(1e-12).log()).sum(-1)  # (L, H, T): entropy of each row
+spread = (entropy[..., 4:] / torch.log(pos[4:] + 1)).mean(-1)  # (L, H): 1 = uniform, 0 = one token
+prev = maps.diagonal(offset=-1, dim1=-2, dim2=-1)[..., 3:].mean(-1)  # (L, H): weight on t-1, rows t >= 4
+read = maps[..., Tp // 4:, :].mean(-2)  # (L, H, T): mean weight each key gets from the later queries
+print(f"layer head  spread  on t-1   most-read token   (a uniform head would put {(1 / (pos[4:] + 1)).mean():.2f} on t-1)")
 for l in range(L):
     for h in range(H):
-        print(f"{l:5d} {h:4d}  {prev[l, h]:6.2f}  {first[l, h]:10.2f}  {dist[l, h]:9.1f}")
+        s = int(read[l, h].argmax())
+        token = f"'{labels[s]}'"
+        print(f"{l:5d} {h:4d}  {spread[l, h]:6.2f}  {prev[l, h]:6.2f}   {token:>12} {read[l, h, s]:5.0%}")
 
 # %% [markdown]
-# Two heads in full, with the tokens on the axes: the most previous-token-like head, and the head
-# that looks furthest back.
+# In the run this book was built with (chapter 4's best checkpoint: a 4-layer model, stopped
+# early by its validation loss on our small corpus), two kinds of heads stand out:
+#
+# * **averaging heads**: the first layer's heads have a spread close to 1: every position receives
+#   the running average of everything before it, a bag-of-words summary of "what this text is
+#   about so far";
+# * **landmark heads**: the sharpest heads, in the last layers, send almost all the weight of
+#   every plot token to one structural token of the document format, such as the newline that
+#   ends the title line or the word `Plot`. That tells each position where it is (title or plot?)
+#   and where the plot began. A token that every row can see is also a convenient place to park
+#   weight when nothing else is relevant, since the weights must sum to 1 somewhere (an
+#   "attention sink").
+#
+# The weight on $t-1$ stays near the uniform value: this small, briefly trained model has no clear
+# previous-token head yet. Models trained longer on more text grow them, and then *induction
+# heads*, which find an earlier occurrence of the current token and copy what followed it
+# (Olsson et al., 2022). Your run may differ in the details. The sharpest and the broadest head in
+# full, with the tokens on the axes:
 
 # %%
-picks = {"most previous-token-like": divmod(int(prev.argmax()), H),
-         "looks furthest back": divmod(int(dist.argmax()), H)}
+picks = {"the sharpest head": divmod(int(spread.argmin()), H), "the broadest head": divmod(int(spread.argmax()), H)}
+for what, (l, h) in picks.items():
+    s = int(read[l, h].argmax())
+    print(f"{what}: layer {l}, head {h} (spread {spread[l, h]:.2f}); its most-read token '{labels[s]}' "
+          f"gets {read[l, h, s]:.0%} of the later queries' weight")
+
 fig, axes = plt.subplots(1, 2, figsize=(17, 8.2))
 for ax, (what, (l, h)) in zip(axes, picks.items()):
     im = ax.imshow(maps[l, h], cmap="viridis", vmin=0, vmax=1)
@@ -536,7 +564,7 @@ for ax, (what, (l, h)) in zip(axes, picks.items()):
     ax.set_yticks(range(Tp), labels, fontsize=8)
     ax.set_xlabel("key: the token being read")
     ax.set_ylabel("query: the token reading")
-    ax.set_title(f"layer {l}, head {h}: {what}")
+    ax.set_title(f"layer {l}, head {h}: {what} (spread {spread[l, h]:.2f})")
 fig.colorbar(im, ax=axes, fraction=0.025, label="attention weight")
 plt.show()
 
@@ -570,8 +598,8 @@ print("the trained GPT is causal: predictions before the changed token are uncha
 #   `helpers.model.CausalSelfAttention`, the version the rest of the book uses.
 # * Causality, tested: a future token never changes a past output, in one layer and in the whole
 #   trained model.
-# * A look inside the trained PlotGPT: heads that read the previous token, heads that look far
-#   back or rest on the first token.
+# * A look inside the trained PlotGPT: heads that average their whole context, and sharp heads
+#   that point at the landmarks of the document format.
 #
 # **Next, chapter 3:** attention is where tokens exchange information; a GPT block adds an MLP
 # where each position *thinks about* what it gathered, plus LayerNorm and residual connections

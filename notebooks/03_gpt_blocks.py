@@ -266,8 +266,8 @@ class MyBlock(nn.Module):
 
 
 # %% [markdown]
-# In the library, `bias=cfg.bias` for `nn.LayerNorm` and dropout live in the same places, with the same
-# parameter names. We copy the weights and compare:
+# The library's `Block` has the same structure and the same parameter names. It adds dropout (off in
+# eval mode) and lets `cfg.bias` switch the biases off. We copy its weights into ours and compare:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -583,6 +583,7 @@ ax.barh(pos, emb_share, color="tab:orange", label="embeddings (wte + wpe)")
 ax.barh(pos, body_share, left=emb_share, color="tab:blue", label="blocks + ln_f (non-embedding)")
 for p, r in zip(pos, rows):
     ax.text(101, p, f"{r['total'] / 1e6:.1f}M", va="center")
+ax.text(101, -0.75, "total", va="center", fontweight="bold")
 ax.set_yticks(pos, labels)
 ax.invert_yaxis()
 ax.set_xlim(0, 115)

@@ -31,7 +31,7 @@ def _free_port() -> int:
 @pytest.fixture
 def voila(tmp_path):
     port = _free_port()
-    env = dict(os.environ, HOME=str(tmp_path / "home"), PLOTGPT_SMOKE="1", PLOTGPT_ROOT=str(tmp_path / "root"),
+    env = dict({k: v for k, v in os.environ.items() if k != "MPLBACKEND"}, HOME=str(tmp_path / "home"), PLOTGPT_SMOKE="1", PLOTGPT_ROOT=str(tmp_path / "root"),
                MPLCONFIGDIR=str(tmp_path / "mpl"), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"))
     log = open(tmp_path / "voila.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "voila", "notebooks/06_sampling_widgets.ipynb", "--no-browser",
@@ -74,7 +74,10 @@ def test_widget_panel_generates_text_in_a_real_browser(voila):
             timeout=120_000)
         page.get_by_text("done:").first.wait_for(timeout=120_000)
         generated = text.inner_text()
-        page.screenshot(path=str(OUTPUT / "widget-panel.png"), full_page=True)
+        page.get_by_text("done:").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(OUTPUT / "widget-page.png"), full_page=True)
+        panel = page.locator(".widget-vbox", has=page.get_by_role("button", name="Generate")).first
+        panel.screenshot(path=str(OUTPUT / "widget-panel.png"))
         ctx.close()
     assert generated.startswith("Title: The Clockmaker's Ghost") and len(generated) > 60
     assert (OUTPUT / "widget-panel.png").stat().st_size > 10_000
