@@ -26,10 +26,11 @@
 # 1. **bits per byte** on held-out text: what the model gained on ghost stories, and what it
 #    forgot about everything else;
 # 2. **repetition**: how much a sample loops (the reference's "the vampire … the vampire");
-# 3. **novelty**: how much a sample copies its training text, and where from.
+# 3. **novelty**: how much a sample copies its training text, and where from — and, for the
+#    opposite failure, how many of its words were never seen at all.
 #
-# With these three we compare temperatures and top-k settings, watch greedy decoding loop and a
-# repetition penalty cure it, and catch the model reciting a plot it was trained on.
+# With these we compare temperatures and top-k settings, watch greedy decoding loop and a
+# repetition penalty cure it, and catch a model in the act of reciting its training plots.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -52,12 +53,13 @@ from helpers import checkpoint, evaluate, paths
 from helpers.book import chapter_checkpoint, sample_data
 from helpers.config import TrainConfig
 from helpers.corpus import read_documents, split_counts
-from helpers.device import seed_everything
+from helpers.device import detect_device, seed_everything
 from helpers.sample import SampleSettings, generate
 
 seed_everything(1337)
+device = detect_device()  # a GPU if there is one; everything here also runs in minutes on a CPU
 base_path = chapter_checkpoint()  # chapter 4's best.safetensors (a quick stand-in if 04 has not run)
-base = checkpoint.load(base_path)
+base = checkpoint.load(base_path, device=device)
 base_train_cfg = TrainConfig(**base.info["train_config"])
 print(f"base model: {base.model.num_params() / 1e6:.2f}M parameters, {base.config.n_layer} layers x "
       f"{base.config.n_embd}, block {base.config.block_size}, trained {base.info['step']} steps "
@@ -70,7 +72,7 @@ print(f"its tokenizer: {base.tokenizer.name}, {base.tokenizer.n_vocab:,} ids")
 # `data/sample/ghost-stories.txt` holds 50 original plots in the same format as the sample
 # corpus (`Title:` line, `Plot:` paragraph, documents separated by `===`): lighthouses, drowned
 # daughters, haunted photographs. About 50 KB — far smaller than the reference's 1.1 MB, and
-# that will matter: a few hundred steps are many passes over it.
+# that will matter: a short run is already many passes over it.
 
 # %%
 ghost_docs = list(read_documents(paths.SECOND_CORPUS))
@@ -185,6 +187,7 @@ def val_bits_per_byte(model, data, split="val"):
     model.eval()
     T = model.config.block_size
     ids = torch.from_numpy(np.asarray(data.tokens(split), dtype=np.int64))  # (N,)
+    ids = ids.to(next(model.parameters()).device)
     nll = 0.0  # total negative log-likelihood in nats
     for start in range(0, len(ids) - 1, T):
         y = ids[start + 1:start + T + 1][None]  # (1, t) the tokens to predict
@@ -198,7 +201,7 @@ def val_bits_per_byte(model, data, split="val"):
 # %%
 # NBVAL_CHECK_OUTPUT
 mine = val_bits_per_byte(base.model, ghost)
-theirs = evaluate.full_loss(base.model, ghost)["bpb"]
+theirs = evaluate.full_loss(base.model, ghost, device=device)["bpb"]
 assert abs(mine - theirs) < 1e-4, (mine, theirs)
 print("matches helpers.evaluate.full_loss")
 
@@ -208,7 +211,7 @@ print("matches helpers.evaluate.full_loss")
 # fine-tuning:
 
 # %%
-before = {name: evaluate.full_loss(base.model, d)["bpb"] for name, d in corpora.items()}
+before = {name: evaluate.full_loss(base.model, d, device=device)["bpb"] for name, d in corpora.items()}
 for name, bpb in before.items():
     print(f"base model on {name:14}: {bpb:.3f} bits per byte")
 
@@ -219,72 +222,119 @@ for name, bpb in before.items():
 # random weights. Everything else — AdamW, clipping, evaluation, checkpoints — is chapter 4's
 # loop. What changes is the schedule:
 #
-# - a **lower peak learning rate**, about a third of the base run's. The weights are already
-#   good; big steps would wreck what they know before they learn anything new;
-# - a **short warmup**: AdamW starts with empty moment estimates (a fresh optimizer: the base
-#   run's moments describe gradients of the *other* corpus), and its first steps are noisy;
-# - **a few hundred steps**, with the cosine decay fitted to them.
+# - a **lower peak learning rate**, a third of the base run's. The weights are already good;
+#   big steps would wreck what they know before they learn anything new;
+# - a **short warmup**: the optimizer is fresh (the base run's AdamW moments describe gradients
+#   on the *other* corpus), so its first steps are noisy and should be small;
+# - **a short run**, with the cosine decay fitted to it. How short is set by the data: the
+#   reference's 1.1 MB carried a few thousand steps, our 45 training stories (about 12,000
+#   tokens) are one pass every dozen steps at 8 sequences of 128 tokens, so 120 steps already
+#   show them to the model ten times.
+#
+# Besides the live loss plot, a callback measures the exact bits per byte on *both* validation
+# sets at every evaluation, so we can watch what happens to the old skill while the new one is
+# learned. (`train` updates the model it is given in place, which is what lets the callback
+# score it.)
 #
 # On the command line this is `plotgpt prepare data/sample/ghost-stories.txt --tokenizer-from
 # checkpoints/book` followed by `plotgpt finetune --checkpoint checkpoints/book --data
-# data/prepared/ghost-stories`, which picks the same defaults.
+# data/prepared/ghost-stories`, which picks the same kind of schedule.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 from helpers.plots import LiveLossPlot
 
-ft_cfg = replace(base_train_cfg, lr=base_train_cfg.lr / 3, warmup_iters=2 if SMOKE else 20,
-                 max_iters=20 if SMOKE else 300, max_minutes=0, eval_interval=5 if SMOKE else 25,
-                 patience=0, keep_last=1, sample_tokens=0)
+ft_cfg = replace(base_train_cfg, lr=base_train_cfg.lr / 3, warmup_iters=2 if SMOKE else 10,
+                 max_iters=20 if SMOKE else 120, eval_interval=5 if SMOKE else 10, batch_size=8,
+                 max_minutes=0, patience=0, keep_last=1, sample_tokens=0)
 ghost_run = paths.checkpoints_root() / "book-ghost"
-start = checkpoint.load(base_path)  # a second copy: train() updates the model it is given in place
+start = checkpoint.load(base_path, device=device)  # a fresh copy: train() changes its model in place
 print(f"fine-tuning: peak lr {ft_cfg.lr:.2g} (base run {base_train_cfg.lr:g}), warmup {ft_cfg.warmup_iters}, "
       f"{ft_cfg.max_iters} steps of {ft_cfg.batch_size} x {start.config.block_size} tokens")
+
 live = LiveLossPlot(title=f"chapter 4's model, fine-tuned on {n_train} ghost stories")
+track = []  # (step, bits per byte on each validation set) at every evaluation
+
+
+def on_record(rec):
+    live(rec)
+    if rec["kind"] == "eval":
+        track.append((rec["step"], *(evaluate.full_loss(start.model, d, device=device)["bpb"]
+                                     for d in corpora.values())))
+
+
 result = train(ghost, start.config, ft_cfg, ghost_run, init_from=start, overwrite=True, progress=False,
-               callback=live, log=lambda *_: None)
-tuned = checkpoint.load(ghost_run)  # best.safetensors: the step with the lowest ghost-story val loss
-print(f"{result.step} steps; best ghost-story val loss {result.best_val:.3f} at step {tuned.info['step']}")
+               callback=on_record, log=lambda *_: None)
+tuned = checkpoint.load(ghost_run, device=device)  # best.safetensors: lowest ghost-story val loss
+print(f"{result.step} steps; best ghost-story val loss {result.best_val:.3f} nats/token at step {tuned.info['step']}")
 
 # %% [markdown]
-# The curve starts where the base model stands on ghost stories (step 0 is evaluated before the
-# first update) and drops fast: most of what a ghost story needs, the model already had. Then
-# the training loss keeps falling while the validation loss flattens or turns up: 45 stories are
-# soon learned by heart. `best.safetensors` keeps the weights from the best validation step,
-# and those are what we judge.
+# The ghost-story validation loss (orange) starts where the base model stands and drops fast:
+# most of what a ghost story needs, the model already had. Soon the training loss keeps falling
+# while the validation loss turns up: the 45 stories are being learned by heart.
+# `best.safetensors` keeps the weights from the best validation step, and those are what we
+# judge below.
 #
 # ## 5. What it gained, and what it forgot
 #
-# Now the same exact bits per byte for both models on both validation sets:
+# Now the same exact bits per byte on both validation sets: for the base model, for the best
+# fine-tuned checkpoint, and for the weights at the end of the run.
 
 # %%
-after = {name: evaluate.full_loss(tuned.model, d)["bpb"] for name, d in corpora.items()}
-print(f"{'validation set':15} {'base':>7} {'tuned':>7} {'change':>8}")
+best_bpb = {name: evaluate.full_loss(tuned.model, d, device=device)["bpb"] for name, d in corpora.items()}
+last_bpb = {name: evaluate.full_loss(start.model, d, device=device)["bpb"] for name, d in corpora.items()}
+best_step = tuned.info["step"]
+print(f"{'validation set':15} {'base':>7} {f'step {best_step} (best)':>16} {f'step {result.step} (last)':>16}")
 for name in corpora:
-    print(f"{name:15} {before[name]:7.3f} {after[name]:7.3f} {after[name] - before[name]:+8.3f}")
+    print(f"{name:15} {before[name]:7.3f} {best_bpb[name]:10.3f} ({best_bpb[name] - before[name]:+.3f})"
+          f" {last_bpb[name]:8.3f} ({last_bpb[name] - before[name]:+.3f})")
 
-fig, ax = plt.subplots(figsize=(6.5, 3.8))
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [3, 2]})
+steps = [s for s, *_ in track]
+for i, (name, color) in enumerate(zip(corpora, ["tab:blue", "tab:purple"])):
+    ax1.plot(steps, [row[i + 1] for row in track], "o-", ms=3, color=color, label=f"{name} (val)")
+    ax1.axhline(before[name], color=color, ls=":", lw=1)
+ax1.axvline(best_step, color="grey", ls="--", lw=1, label="best ghost-story checkpoint")
+ax1.set_xlabel("fine-tuning step")
+ax1.set_ylabel("bits per byte (dotted: base model)")
+ax1.set_title("Both validation sets during fine-tuning")
+ax1.legend(fontsize=8)
+ax1.grid(alpha=0.3)
 x = np.arange(len(corpora))
-b1 = ax.bar(x - 0.2, [before[n] for n in corpora], 0.4, label="base (chapter 4)", color="tab:blue")
-b2 = ax.bar(x + 0.2, [after[n] for n in corpora], 0.4, label="fine-tuned on ghost stories", color="tab:purple")
-ax.bar_label(b1, fmt="%.3f", fontsize=8)
-ax.bar_label(b2, fmt="%.3f", fontsize=8)
-ax.set_xticks(x, [f"{n}\n(val)" for n in corpora])
-ax.set_ylabel("bits per byte (lower is better)")
-ax.set_ylim(0, max(*before.values(), *after.values()) * 1.2)
-ax.set_title("Fine-tuning: better at ghost stories, worse at the rest")
-ax.legend(loc="upper right", fontsize=8)
+for j, (label, vals, color) in enumerate([(f"step {best_step} (best)", best_bpb, "tab:purple"),
+                                          (f"step {result.step} (last)", last_bpb, "plum")]):
+    bars = ax2.bar(x + (j - 0.5) * 0.35, [vals[n] - before[n] for n in corpora], 0.35, label=label, color=color)
+    ax2.bar_label(bars, fmt="%+.3f", fontsize=8, padding=2)
+ax2.axhline(0, color="black", lw=0.8)
+ax2.set_xticks(x, [f"{n} (val)" for n in corpora])
+ax2.set_ylabel("change vs base (bits per byte)")
+lim = max(abs(v[n] - before[n]) for v in (best_bpb, last_bpb) for n in corpora) * 1.4
+ax2.set_ylim(-lim, lim)
+ax2.set_title("Gained (below 0) and forgotten (above 0)")
+ax2.legend(fontsize=7, loc="upper right")
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# That is *catastrophic forgetting* in numbers. Nothing in the loss asks the model to keep
-# writing general plots well, so every step spent on ghost stories moves some weights away from
-# what served the old corpus. Here the damage is small, because the two corpora are close
-# relatives (the sample corpus has its own share of hauntings) and because the low learning rate
-# and the short run kept the weights near where they started. The usual remedies, when it
-# matters: mix some of the old corpus into the new one, lower the learning rate further, or
-# stop earlier.
+# Three phases show up, and they are worth telling apart.
+#
+# 1. **Early on, both improve.** Forty-five new plots are more data of nearly the same kind
+#    (the sample corpus has its own share of hauntings), and a model trained on 200 plots is
+#    starved of data: fresh text of a similar kind helps it generalise a little.
+# 2. **Then the curves part.** Ghost stories stay below where the base model started, while
+#    the general plots climb past it: every step spent on the new corpus moves weights away
+#    from what served the old one, and nothing in the loss asks the model to keep them. That is
+#    *catastrophic forgetting*, in numbers.
+# 3. **Meanwhile the ghost-story loss turns up too**, after its best step: the model is
+#    memorising 45 stories rather than learning ghost stories in general (its training loss, in
+#    the plot above, keeps falling).
+#
+# Keeping the best checkpoint by ghost-story loss stops before most of the forgetting here; on
+# a bigger second corpus the best point comes later, and the forgetting with it. The usual
+# remedies are to mix some of the old corpus into the new one, lower the learning rate further,
+# or stop earlier. (With only 5 validation stories, about 1,400 tokens, expect some noise in
+# the purple curve.) Judged by the old validation set alone the last weights look like a
+# failure; judged by the new one alone the forgetting would go unnoticed. Measure both.
 
 # %% [markdown]
 # ## 6. Temperature and top-k, measured
@@ -335,6 +385,7 @@ def val_logits(model, data, split="val"):
     model.eval()
     T = model.config.block_size
     ids = torch.from_numpy(np.asarray(data.tokens(split), dtype=np.int64))  # (N,)
+    ids = ids.to(next(model.parameters()).device)
     out_logits, out_targets = [], []
     for start in range(0, len(ids) - 1, T):
         y = ids[start + 1:start + T + 1][None]  # (1, t)
@@ -368,6 +419,12 @@ plt.show()
 print(f"lowest bits per byte at T = {temps[int(np.argmin(bpb_at_t))]:.1f}")
 
 # %% [markdown]
+# The minimum sits near $T = 1$: training minimised exactly this quantity, so sharpening or
+# flattening the distribution only makes it a worse description of real ghost stories. The
+# right panel is sobering: a small model trained for minutes is rarely sure, its favourite token
+# is the real one only a minority of the time, and even top-50 shuts out a large share of what
+# the real text goes on to say.
+#
 # So every setting we are about to try is, strictly, a *worse* model of ghost stories. We use
 # them anyway because a model of text and a writer of text want different things: the true
 # distribution has a long tail of individually unlikely tokens, and a long sample that draws from
@@ -376,7 +433,7 @@ print(f"lowest bits per byte at T = {temps[int(np.argmin(bpb_at_t))]:.1f}")
 # look at samples — and to count in them what we would otherwise only eyeball.
 
 # %% [markdown]
-# ## 7. Two yardsticks for samples
+# ## 7. Yardsticks for samples
 #
 # **Repetition.** Split a sample into words and take every run of 4 consecutive words (its
 # 4-grams). In fluent prose almost all are distinct; a looping text repeats them. The share of
@@ -388,8 +445,16 @@ print(f"lowest bits per byte at T = {temps[int(np.argmin(bpb_at_t))]:.1f}")
 # look it up among the 8-grams of the training text: 8 words in a row are almost never shared
 # by chance, so a hit means the model copied. We report the share of copied 8-grams, and the
 # longest run of the sample found verbatim in the training text.
+#
+# **Made-up words.** The opposite failure: at high temperature the model strings together
+# word pieces that make no word ("Amerrikes"). The share of a sample's words that never occur
+# anywhere in the training text measures that rambling. (This one is ours; `helpers` has the
+# first two.)
 
 # %%
+import re
+
+
 def my_repetition(text, n=4):
     words = text.split()
     grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
@@ -420,6 +485,12 @@ class MyNovelty:
         return best
 
 
+def made_up_share(text, known_words):
+    """Share of the words of `text` (lower-cased, without punctuation) never seen in training."""
+    words = re.findall(r"\w+", text.lower())
+    return 0.0 if not words else sum(w not in known_words for w in words) / len(words)
+
+
 # %% [markdown]
 # Which training text? Everything the fine-tuned model has been trained on: the plots of
 # chapter 4 *and* the ghost stories. We decode the `train.bin` splits back into documents
@@ -435,7 +506,9 @@ def train_documents(data):
 
 seen_docs = {name: train_documents(d) for name, d in corpora.items()}
 train_text = "\n".join(doc for docs in seen_docs.values() for doc in docs)
-print(", ".join(f"{len(docs)} {name}" for name, docs in seen_docs.items()), f"= {len(train_text.split()):,} words")
+known_words = set(re.findall(r"\w+", train_text.lower()))
+print(", ".join(f"{len(docs)} {name}" for name, docs in seen_docs.items()),
+      f"= {len(train_text.split()):,} words, {len(known_words):,} distinct")
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -451,70 +524,82 @@ for name, text in tests.items():
     assert my_repetition(text) == evaluate.repetition(text)
     assert abs(my_index.copied_share(text) - score["copied_8gram_share"]) < 1e-12
     assert my_index.longest_copy(text) == score["longest_copied_text"]
-    print(f"{name:9} repetition {my_repetition(text):.2f}   copies the training text: {score['copied_8gram_share'] > 0}")
+    copies = score["copied_8gram_share"] > 0
+    print(f"{name:9} repetition {my_repetition(text):.2f}   copies the training text: {copies}")
 assert len(index.score(tests["recalled"])["longest_copied_text"].split()) >= 30
 print("matches helpers.evaluate.repetition and helpers.evaluate.NoveltyIndex")
 
 # %% [markdown]
-# The looping sentence scores high on repetition; the lifted passage is caught word for word
-# (its 30 words, and maybe a neighbour that happens to match too). `helpers.evaluate.NoveltyIndex`
-# is the version to use on real corpora: it hashes the 8-grams into a sorted numpy array
-# (compact even for millions of them) and finds the longest copy with two pointers instead of
-# our nested loop.
+# The looping sentence scores high on repetition; the lifted passage is caught word for word.
+# `helpers.evaluate.NoveltyIndex` is the version to use on real corpora: it hashes the 8-grams
+# into a sorted numpy array (compact even for millions of them) and finds the longest copy with
+# two pointers instead of our nested loop.
 
 # %% [markdown]
 # ## 8. The trade-off, measured
 #
 # Now the sweep: the fine-tuned model writes several plots (from an empty prompt, so it also
-# invents the title) at each temperature and top-k, and we average the two yardsticks per
-# setting.
+# invents the title) at each temperature and top-k, and we average the yardsticks per setting.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 N_SAMPLES, N_TOKENS = (2, 48) if SMOKE else (6, 200)
 sweep_temps, sweep_ks = [0.5, 0.8, 1.0, 1.3], [10, 50, None]
+
+
+def judge(ck, temperature, top_k):
+    """Sample N_SAMPLES plots and score them: the texts, and the mean of each yardstick."""
+    texts = generate(ck, "", N_SAMPLES, SampleSettings(N_TOKENS, temperature=temperature, top_k=top_k, seed=7))
+    scores = [index.score(s) for s in texts]
+    return texts, {"repetition": np.mean([evaluate.repetition(s) for s in texts]),
+                   "made_up": np.mean([made_up_share(s, known_words) for s in texts]),
+                   "copied": np.mean([s["copied_8gram_share"] for s in scores]),
+                   "longest": np.mean([s["longest_copied_words"] for s in scores])}
+
+
 samples, results = {}, {}
 for k in sweep_ks:
     for t in sweep_temps:
-        texts = generate(tuned, "", N_SAMPLES, SampleSettings(N_TOKENS, temperature=t, top_k=k, seed=7))
-        scores = [index.score(s) for s in texts]
-        samples[t, k] = texts
-        results[t, k] = {"repetition": np.mean([evaluate.repetition(s) for s in texts]),
-                         "copied": np.mean([s["copied_8gram_share"] for s in scores]),
-                         "longest": np.mean([s["longest_copied_words"] for s in scores])}
+        samples[t, k], results[t, k] = judge(tuned, t, k)
 
 print(f"{N_SAMPLES} samples of up to {N_TOKENS} tokens per setting; means:")
-print(f"{'top-k':>6} {'T':>4} {'repetition':>11} {'copied 8-grams':>15} {'longest copy (words)':>21}")
+print(f"{'top-k':>6} {'T':>4} {'repetition':>11} {'made-up words':>14} {'copied 8-grams':>15} {'longest copy':>13}")
 for (t, k), r in results.items():
-    print(f"{str(k):>6} {t:>4} {r['repetition']:>11.1%} {r['copied']:>15.1%} {r['longest']:>21.1f}")
+    print(f"{str(k):>6} {t:>4} {r['repetition']:>11.1%} {r['made_up']:>14.1%} {r['copied']:>15.1%} "
+          f"{r['longest']:>8.1f} words")
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-for key, ax, label in zip(["repetition", "copied", "longest"], axes,
-                          ["repeated word 4-grams", "8-grams copied from training text", "longest copied run (words)"]):
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+for key, ax, label, title in [("repetition", axes[0], "repeated word 4-grams", "Low temperature loops…"),
+                              ("made_up", axes[1], "words never seen in training", "…high temperature rambles")]:
     for k, color in zip(sweep_ks, ["tab:red", "tab:blue", "tab:green"]):
         ax.plot(sweep_temps, [results[t, k][key] for t in sweep_temps], "o-", color=color,
                 label=f"top-k {k}" if k else "no top-k")
     ax.set_xlabel("temperature")
     ax.set_ylabel(label)
     ax.set_xticks(sweep_temps)
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.set_title(title)
     ax.grid(alpha=0.3)
-axes[0].set_title("Low temperature loops…")
-axes[1].set_title("…and copies…")
-axes[2].set_title("…in long verbatim runs")
 axes[0].legend(fontsize=8)
-fig.suptitle("Judging the fine-tuned model: means over samples per setting", y=1.02)
+fig.suptitle(f"The fine-tuned model, {N_SAMPLES} samples per setting", y=1.0)
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
 # Read the curves left to right. At low temperature the model keeps to its favourite paths,
-# and on a corpus it has nearly memorised those paths are the training plots themselves:
-# repetition and copying are high. Raising the temperature breaks both — and past about 1 the
-# text starts to ramble: grammatical for a clause, then off somewhere else. Top-k matters most
-# at high temperature, where it is the only thing keeping the long tail out. Small samples are
-# noisy, so trust the trend more than any one point; the sweet spot sits in between, which is
-# why `SampleSettings` defaults to $T = 0.8$ with top-k 50.
+# and for a small model the favourite path is often a loop back to a phrase it just wrote:
+# repetition is high. Raising the temperature breaks the loops — and starts the rambling: the
+# model picks unlikely word pieces and glues them into words no plot has ever contained. Top-k
+# matters most at high temperature, where it is the only thing keeping the long tail out: a
+# small k holds the made-up words down, no top-k lets them climb.
+# Samples this few are noisy, so trust the trend more than any one point; the sweet spot sits in
+# between, which is why `SampleSettings` defaults to $T = 0.8$ with top-k 50.
+#
+# The copy columns of the table are the quiet surprise: this model copies nothing. Its longest
+# verbatim runs are a handful of words, stock phrases any plot might contain ("a young woman
+# who"). After a few minutes of training it is not strong enough to recite — its problem is
+# coherence, not recall.
 #
 # One sample from each end, to see what the numbers mean:
 
@@ -523,7 +608,7 @@ plt.show()
 for t, k in [(0.5, 10), (1.3, None)]:
     text = samples[t, k][0]
     print(f"--- temperature {t}, top-k {k}: repetition {evaluate.repetition(text):.0%}, "
-          f"copied 8-grams {index.score(text)['copied_8gram_share']:.0%} ---\n{text}\n")
+          f"made-up words {made_up_share(text, known_words):.0%} ---\n{text}\n")
 
 # %% [markdown]
 # ## 9. Greedy decoding loops; a repetition penalty breaks the loop
@@ -554,7 +639,8 @@ def greedy(model, idx, n_new, penalty=1.0):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-prompt_ids = torch.tensor([[tuned.tokenizer.eot_token, *tuned.tokenizer.encode_ordinary("Title:")]])  # (1, T)
+enc = tuned.tokenizer
+prompt_ids = torch.tensor([[enc.eot_token, *enc.encode_ordinary("Title:")]], device=device)  # (1, T)
 for penalty in (1.0, 1.3):
     mine = greedy(tuned.model, prompt_ids, 24, penalty)
     theirs = tuned.model.generate(prompt_ids, 24, do_sample=False, repetition_penalty=penalty,
@@ -566,61 +652,115 @@ print("matches helpers.model.GPT.generate (do_sample=False, repetition_penalty)"
 # NBVAL_IGNORE_OUTPUT
 for penalty in (1.0, 1.2, 1.5):
     text = generate(tuned, "Title:", 1, SampleSettings(N_TOKENS, do_sample=False, repetition_penalty=penalty))[0]
-    sc = index.score(text)
     print(f"--- greedy, repetition penalty {penalty}: repetition {evaluate.repetition(text):.0%}, "
-          f"copied 8-grams {sc['copied_8gram_share']:.0%}, longest copy {sc['longest_copied_words']} words ---")
+          f"made-up words {made_up_share(text, known_words):.0%} ---")
     print(text, "\n")
 
 # %% [markdown]
-# Without a penalty, greedy decoding either loops or — on a model this familiar with its
-# corpus — walks straight down one training plot; both show up in the numbers. The penalty
-# breaks loops, but bluntly: it also penalises "the", "a" and the full stop, which a plot needs
-# again and again, so a strong penalty makes the prose strange. A mild one (1.1–1.3) together
-# with sampling is the usual recipe; `--repetition-penalty` on the command line and in the
-# chapter 6 panel.
+# Greedy decoding finds the loop and never leaves it; the repetition figure says so before you
+# read a word. The penalty breaks the loop, but bluntly: it also penalises "the", "of" and the
+# full stop, which a plot needs again and again, so a strong penalty pushes the model toward odd
+# words and broken grammar (watch the made-up words rise with it). A mild one (1.1–1.3)
+# together with sampling is the usual recipe: `--repetition-penalty` on the command line, and
+# the same setting in the chapter 6 panel.
 
 # %% [markdown]
 # ## 10. Spotting copied passages
 #
-# A copied 8-gram share says *that* the model copies; to see *what* it copies, take the sample
-# with the longest verbatim run and find that run in the training documents.
+# Our model copies nothing — but a detector that has never fired is untested. So let us build a
+# model that *does* copy, on purpose: take the fine-tuned model and train it hard on just three
+# ghost stories, with a bare version of chapter 4's loop (random windows, AdamW, no schedule),
+# until it knows them by heart.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-all_samples = [(t, k, s) for (t, k), texts in samples.items() for s in texts]
-t, k, worst = max(all_samples, key=lambda x: index.score(x[2])["longest_copied_words"])
-span = index.score(worst)["longest_copied_text"]
-print(f"worst sample (temperature {t}, top-k {k}): a run of {len(span.split())} words copied verbatim:\n")
-print(f"  «{span}»\n")
+seed_everything(0)
+memo = checkpoint.load(ghost_run, device=device)  # a fresh copy of the fine-tuned model, to spoil
+enc, T = memo.tokenizer, memo.config.block_size
+three = seen_docs["ghost stories"][:3]
+ids = [t for doc in three for t in [enc.eot_token, *enc.encode_ordinary(doc)]]  # each story opens with <|endoftext|>
+ids = torch.tensor(ids, device=device)  # (N,)
+optimizer = torch.optim.AdamW(memo.model.parameters(), lr=1e-3)
+memo.model.train()
+for step in range(30 if SMOKE else 80):
+    ix = torch.randint(len(ids) - T - 1, (8,))  # 8 random windows
+    x = torch.stack([ids[i:i + T] for i in ix])  # (8, T)
+    y = torch.stack([ids[i + 1:i + T + 1] for i in ix])  # (8, T)
+    _, loss = memo.model(x, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+print(f"{len(ids)} tokens of {', '.join(d.splitlines()[0][7:] for d in three)}; training loss now {loss.item():.2f}")
 
-found = [(name, doc) for name, docs in seen_docs.items() for doc in docs if f" {span} " in f" {' '.join(doc.split())} "]
-print(f"it occurs in {len(found)} training document(s):")
+memo_samples, memo_results = {}, {}
+for t in sweep_temps:
+    memo_samples[t], memo_results[t] = judge(memo, t, 50)
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+for key, ax, label in [("copied", axes[0], "8-grams copied from training text"),
+                       ("longest", axes[1], "longest copied run (words)")]:
+    ax.plot(sweep_temps, [results[t, 50][key] for t in sweep_temps], "o-", color="tab:blue",
+            label="fine-tuned model")
+    ax.plot(sweep_temps, [memo_results[t][key] for t in sweep_temps], "s--", color="tab:red",
+            label="memoriser (3 stories by heart)")
+    ax.set_xlabel("temperature (top-k 50)")
+    ax.set_ylabel(label)
+    ax.set_xticks(sweep_temps)
+    ax.grid(alpha=0.3)
+axes[0].yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+axes[0].set_title("Low temperature copies…")
+axes[1].set_title("…in long verbatim runs")
+axes[0].legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The detector fires, and the temperature trend is the one we expected: a model that has stored
+# text recites it most faithfully at low temperature, where it follows its most likely path,
+# and less as the temperature shakes it off that path. Now the forensic part: take the sample
+# with the longest verbatim run, and find that run in the training documents.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+all_samples = [(t, s) for t, texts in memo_samples.items() for s in texts]
+t, worst = max(all_samples, key=lambda ts: index.score(ts[1])["longest_copied_words"])
+span = index.score(worst)["longest_copied_text"]
+print(f"worst sample (temperature {t}): a run of {len(span.split())} words copied verbatim\n")
+print(worst[:700], "...\n" if len(worst) > 700 else "\n")
+
+found = [(name, doc) for name, docs in seen_docs.items() for doc in docs
+         if span and f" {span} " in f" {' '.join(doc.split())} "]
+print(f"the run occurs in {len(found)} training document(s):")
 for name, doc in found[:3]:
     flat = " ".join(doc.split())
     at = flat.index(span)
     print(f"\n  {doc.splitlines()[0]}   ({name})")
-    print(f"  …{flat[max(at - 150, 0):at]}[[{span}]]{flat[at + len(span):at + len(span) + 150]}…")
+    print(f"  …{flat[max(at - 120, 0):at]}[[{span}]]{flat[at + len(span):at + len(span) + 120]}…")
 
 # %% [markdown]
-# The bracketed passage is the sample's text; around it, the training plot it came from. A long
-# run found in one document is recall, not writing: the model has stored that plot. (A short
-# run found in many documents is just a common phrase — "falls in love with".) On a 50-story
-# corpus some recall is unavoidable; on the reference's 1.1 MB, and far more on a full Wikipedia
-# dump, it fades, which is the best argument for more data. `plotgpt evaluate` prints these
-# same figures — val bits per byte, repetition, copied share and the longest copy — for any
-# checkpoint.
+# Inside the double brackets is the sample's run; around it, the training plot it came from.
+# A long run found in exactly one document is recall, not writing (a short run found in many
+# documents would just be a common phrase). Notice too how the memoriser writes: it stitches
+# fragments of its three stories together, jumping from one to another where they share a few
+# words — a collage, with a novelty score to match.
+#
+# On a 50-story corpus a model that trains long enough will get there; on the reference's
+# 1.1 MB, and far more on a full Wikipedia dump, it takes much longer, which is the best
+# argument for more data. `plotgpt evaluate` prints these same figures — val bits per byte,
+# repetition, copied share and the longest copy — for any checkpoint.
 
 # %% [markdown]
 # ## What we built
 #
 # - **Fine-tuning** as the training loop started from a checkpoint, with the base model's
-#   tokenizer (a mismatch is refused, because ids would mean different strings) and a gentler
-#   schedule: `helpers.train.train(..., init_from=...)`, or `plotgpt finetune`.
+#   tokenizer (a mismatch is refused, because ids would mean different strings) and a gentler,
+#   shorter schedule: `helpers.train.train(..., init_from=...)`, or `plotgpt finetune`.
 # - **Bits per byte** over a whole validation split, comparable across corpora and tokenizers
 #   (`helpers.evaluate.full_loss`), and with it catastrophic forgetting in numbers.
-# - Two sample yardsticks, **repetition** (`helpers.evaluate.repetition`) and **novelty**
-#   (`helpers.evaluate.NoveltyIndex`), and what they say about temperature, top-k, greedy
-#   decoding and the repetition penalty — including where exactly a sample was copied from.
+# - Yardsticks for samples: **repetition** (`helpers.evaluate.repetition`), **novelty**
+#   (`helpers.evaluate.NoveltyIndex`) and made-up words, and what they say about temperature,
+#   top-k, greedy decoding and the repetition penalty — down to where exactly a copied passage
+#   came from.
 #
 # Next, chapter 6 puts the sampling knobs in your hands: the next-token distribution, top-p,
 # streaming, and a panel where you can write with the base model or the ghost-story one.
