@@ -62,8 +62,8 @@ base_path = chapter_checkpoint()  # chapter 4's best.safetensors (a quick stand-
 base = checkpoint.load(base_path, device=device)
 base_train_cfg = TrainConfig(**base.info["train_config"])
 print(f"base model: {base.model.num_params() / 1e6:.2f}M parameters, {base.config.n_layer} layers x "
-      f"{base.config.n_embd}, block {base.config.block_size}, trained {base.info['step']} steps "
-      f"at peak lr {base_train_cfg.lr:g}")
+      f"{base.config.n_embd}, block {base.config.block_size}; its best checkpoint is from step "
+      f"{base.info['step']}, peak lr {base_train_cfg.lr:g}")
 print(f"its tokenizer: {base.tokenizer.name}, {base.tokenizer.n_vocab:,} ids")
 
 # %% [markdown]
@@ -99,8 +99,8 @@ from helpers.tokenizer import train_bpe
 own_bpe = train_bpe(ghost_docs[:n_train], vocab_size=1024)
 sentence = "The ghost of the drowned keeper climbs the lighthouse stairs at midnight."
 ids = own_bpe.encode_ordinary(sentence)
-print("ghost-story BPE ids   :", ids)
-print("what those ids mean   :", repr(own_bpe.decode(ids)))
+print("ghost-story BPE ids      :", ids)
+print("what those ids mean      :", repr(own_bpe.decode(ids)))
 print("what the base model reads:", repr(base.tokenizer.decode(ids)))
 
 # %% [markdown]
@@ -156,11 +156,14 @@ for name, d in corpora.items():
     for split in ("train", "val"):
         s = d.meta["splits"][split]
         print(f"{name:15} {split:>6} {s['documents']:>5} {s['tokens']:>8,} {d.bytes_per_token(split):>12.2f}")
+pieces = [base.tokenizer.decode([i]) for i in base.tokenizer.encode_ordinary(" the Gullstack Point lighthouse")]
+print("\nbase tokens of a ghost-story phrase:", pieces)
 
 # %% [markdown]
-# The ghost stories compress a little worse than the plots the tokenizer was built on (fewer
-# bytes per token): their rarer words come in smaller pieces. That is one reason the next
-# section measures in bits per byte.
+# Bytes per token measure how well a tokenizer fits a text. The base BPE packs the most bytes
+# into a token on the split it was built from; on text it has not seen (the ghost stories, and
+# the plots' own validation split too) rarer words come in smaller pieces. That is one reason
+# the next section measures in bits per byte.
 
 # %% [markdown]
 # ## 3. Bits per byte: a yardstick that ignores the tokenizer
@@ -174,7 +177,7 @@ for name, d in corpora.items():
 # $$\text{bits per byte} = \frac{\sum_i -\ln p(x_i \mid x_{<i})}{\ln 2 \cdot N_\text{bytes}}$$
 #
 # It is the size, in bits, that the model would compress the text to, per byte of input: 8
-# means no better than storing raw bytes; good English models reach about 1.
+# means no better than storing raw bytes; large modern models get well below 1 on English.
 #
 # During training, chapter 4 estimated the loss on random windows. To compare models we want
 # the exact figure over every validation token: walk the split in consecutive windows of one
@@ -189,9 +192,9 @@ def val_bits_per_byte(model, data, split="val"):
     ids = torch.from_numpy(np.asarray(data.tokens(split), dtype=np.int64))  # (N,)
     ids = ids.to(next(model.parameters()).device)
     nll = 0.0  # total negative log-likelihood in nats
-    for start in range(0, len(ids) - 1, T):
-        y = ids[start + 1:start + T + 1][None]  # (1, t) the tokens to predict
-        x = ids[start:start + y.size(1)][None]  # (1, t) the tokens before each of them
+    for pos in range(0, len(ids) - 1, T):
+        y = ids[pos + 1:pos + T + 1][None]  # (1, t) the tokens to predict
+        x = ids[pos:pos + y.size(1)][None]  # (1, t) the tokens before each of them
         logits, _ = model(x, y)  # (1, t, V)
         nll += F.cross_entropy(logits[0], y[0], reduction="sum").item()
     n_bytes = data.meta["splits"][split]["bytes"]
@@ -226,10 +229,9 @@ for name, bpb in before.items():
 #   big steps would wreck what they know before they learn anything new;
 # - a **short warmup**: the optimizer is fresh (the base run's AdamW moments describe gradients
 #   on the *other* corpus), so its first steps are noisy and should be small;
-# - **a short run**, with the cosine decay fitted to it. How short is set by the data: the
-#   reference's 1.1 MB carried a few thousand steps, our 45 training stories (about 12,000
-#   tokens) are one pass every dozen steps at 8 sequences of 128 tokens, so 120 steps already
-#   show them to the model ten times.
+# - **a short run**, with the cosine decay fitted to it. How short is set by the data: our 45
+#   training stories (about 12,000 tokens) are one pass every dozen steps at 8 sequences of 128
+#   tokens, so 120 steps already show them to the model ten times.
 #
 # Besides the live loss plot, a callback measures the exact bits per byte on *both* validation
 # sets at every evaluation, so we can watch what happens to the old skill while the new one is
@@ -387,9 +389,9 @@ def val_logits(model, data, split="val"):
     ids = torch.from_numpy(np.asarray(data.tokens(split), dtype=np.int64))  # (N,)
     ids = ids.to(next(model.parameters()).device)
     out_logits, out_targets = [], []
-    for start in range(0, len(ids) - 1, T):
-        y = ids[start + 1:start + T + 1][None]  # (1, t)
-        logits, _ = model(ids[start:start + y.size(1)][None], y)  # (1, t, V)
+    for pos in range(0, len(ids) - 1, T):
+        y = ids[pos + 1:pos + T + 1][None]  # (1, t)
+        logits, _ = model(ids[pos:pos + y.size(1)][None], y)  # (1, t, V)
         out_logits.append(logits[0, :, :data.vocab_size])
         out_targets.append(y[0])
     return torch.cat(out_logits), torch.cat(out_targets)  # (N-1, V), (N-1,)
@@ -661,8 +663,8 @@ for penalty in (1.0, 1.2, 1.5):
 # read a word. The penalty breaks the loop, but bluntly: it also penalises "the", "of" and the
 # full stop, which a plot needs again and again, so a strong penalty pushes the model toward odd
 # words and broken grammar (watch the made-up words rise with it). A mild one (1.1–1.3)
-# together with sampling is the usual recipe: `--repetition-penalty` on the command line, and
-# the same setting in the chapter 6 panel.
+# together with sampling is the usual recipe: `--repetition-penalty` on the command line,
+# `SampleSettings(repetition_penalty=...)` in Python.
 
 # %% [markdown]
 # ## 10. Spotting copied passages
