@@ -25,7 +25,13 @@ def sample_data(vocab_size: int = 4096, source: Path = paths.SAMPLE_CORPUS, name
     meta = out / "meta.json"
     if meta.exists():
         m = json.loads(meta.read_text())
-        if m.get("source_sha256") == source_sha256(source) and (m["vocab_size"] == vocab_size or "encoding" in kwargs):
+        if "encoding" in kwargs:  # reuse only data made with that very tokenizer
+            from .tokenizer import fingerprint
+
+            same = m["tokenizer"]["fingerprint"] == fingerprint(kwargs["encoding"])
+        else:
+            same = m["vocab_size"] == vocab_size
+        if m.get("source_sha256") == source_sha256(source) and same:
             return load_data(out)
     prepare(source, out, vocab_size=vocab_size, progress=False, log=lambda *_: None, **kwargs)
     return load_data(out)

@@ -421,8 +421,10 @@ plt.show()
 print(f"lowest bits per byte at T = {temps[int(np.argmin(bpb_at_t))]:.1f}")
 
 # %% [markdown]
-# The minimum sits near $T = 1$: training minimised exactly this quantity, so sharpening or
-# flattening the distribution only makes it a worse description of real ghost stories. The
+# The minimum sits near $T = 1$, where training put it: sharpening or flattening the
+# distribution only makes it a worse description of real ghost stories. (When the minimum sits
+# a little above 1, the model is slightly over-confident on text it has not seen, a mild
+# symptom of the memorising we saw during fine-tuning.) The
 # right panel is sobering: a small model trained for minutes is rarely sure, its favourite token
 # is the real one only a minority of the time, and even top-50 shuts out a large share of what
 # the real text goes on to say.
@@ -737,7 +739,8 @@ for name, doc in found[:3]:
     flat = " ".join(doc.split())
     at = flat.index(span)
     print(f"\n  {doc.splitlines()[0]}   ({name})")
-    print(f"  …{flat[max(at - 120, 0):at]}[[{span}]]{flat[at + len(span):at + len(span) + 120]}…")
+    before_span, after_span = flat[max(at - 120, 0):at], flat[at + len(span):at + len(span) + 120]
+    print(f"  {'…' * (at > 120)}{before_span}[[{span}]]{after_span}{'…' * (len(flat) > at + len(span) + 120)}")
 
 # %% [markdown]
 # Inside the double brackets is the sample's run; around it, the training plot it came from.
