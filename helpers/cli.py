@@ -135,8 +135,7 @@ def _run_training(data_dir, model_cfg, train_cfg, out, args, resume=False, init_
     prepare.check_writable(Path(out))
     t0 = time.time()
     result = T.train(data, model_cfg, train_cfg, out, resume=resume, overwrite=args.overwrite, init_from=init_from,
-                     device=args.device,
-                     progress=not args.quiet, log=_log)
+                     device=args.device, progress=not args.quiet, log=_log)
     png = plots.save_loss_plot(result.history, Path(out) / "loss.png", title=f"{Path(out).name}")
     best = Path(out) / "best.safetensors"
     print(f"done in {time.time() - t0:.0f} s: {result.stop_reason} at step {result.step}\n"

@@ -73,12 +73,15 @@ def _rewrite_header(path: Path, edit) -> None:
     path.write_bytes(struct.pack("<Q", len(new)) + new + raw[8 + n:])
 
 
-def _meta(header):
-    return json.loads(header["__metadata__"]["plotgpt"])
+def _rewrite_meta(path: Path, edit) -> None:
+    """Apply `edit` to the plotgpt JSON metadata inside the safetensors header."""
 
+    def on_header(header):
+        meta = json.loads(header["__metadata__"]["plotgpt"])
+        edit(meta)
+        header["__metadata__"]["plotgpt"] = json.dumps(meta)
 
-def _set_meta(header, meta):
-    header["__metadata__"]["plotgpt"] = json.dumps(meta)
+    _rewrite_header(path, on_header)
 
 
 def test_header_lying_about_shapes_is_refused(saved):
@@ -98,12 +101,7 @@ def test_header_lying_about_offsets_is_refused(saved):
 def test_absurd_config_is_refused_without_allocating(saved):
     path, _ = saved
 
-    def edit(h):
-        meta = _meta(h)
-        meta["model_config"]["n_layer"] = 10**9
-        _set_meta(h, meta)
-
-    _rewrite_header(path, edit)
+    _rewrite_meta(path, lambda meta: meta["model_config"].__setitem__("n_layer", 10**9))
     with pytest.raises(C.CheckpointError, match="n_layer=1000000000 is outside"):
         C.load(path)
 
@@ -111,12 +109,7 @@ def test_absurd_config_is_refused_without_allocating(saved):
 def test_malformed_tokenizer_in_checkpoint_is_refused(saved):
     path, _ = saved
 
-    def edit(h):
-        meta = _meta(h)
-        meta["tokenizer"]["tokens"][5] = meta["tokenizer"]["tokens"][6]
-        _set_meta(h, meta)
-
-    _rewrite_header(path, edit)
+    _rewrite_meta(path, lambda meta: meta["tokenizer"]["tokens"].__setitem__(5, meta["tokenizer"]["tokens"][6]))
     with pytest.raises(tok.TokenizerError, match="duplicate"):
         C.load(path)
 
