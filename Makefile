@@ -8,11 +8,12 @@ MINUTES ?= 4
 STAMP   = $(VENV)/.installed
 NOTEBOOKS = $(wildcard notebooks/[0-9][0-9]_*.py)
 
-.PHONY: install run test lab book notebooks clean help
+.PHONY: install run test bench lab book notebooks clean help
 
 help:
 	@echo "make run        prepare the sample corpus, train the cpu preset for $(MINUTES) min, print 3 plots"
 	@echo "make test       install if needed, run the whole suite (pytest, nbval, book build, browser test)"
+	@echo "make bench      throughput vs baseline loops + plots-bench v1 (10 min) -> bench/results/"
 	@echo "make lab        open the notebooks in JupyterLab"
 	@echo "make book       build the book (full-size execution) into _build/html"
 	@echo "make notebooks  regenerate each .ipynb from its .py twin and execute it in place (full size)"
@@ -40,6 +41,10 @@ test: install
 	PLOTGPT_SMOKE=1 PLOTGPT_ROOT=$$(mktemp -d) $(BIN)/python -m pytest -q \
 		--nbval-lax --nbval-current-env -p no:cacheprovider tests notebooks
 
+# Throughput against the baseline loops, then plots-bench v1 (needs ../shared/data; skips without it).
+bench: install
+	$(BIN)/plotgpt bench
+
 lab: install
 	$(BIN)/jupyter lab notebooks/
 
@@ -53,4 +58,4 @@ notebooks: install
 		../$(BIN)/jupyter nbconvert --to notebook --execute --inplace $$nb --ExecutePreprocessor.timeout=1800 || exit 1; done
 
 clean:
-	rm -rf data/prepared checkpoints/*/ .pytest_cache _build tests/output
+	rm -rf data/prepared checkpoints/*/ .pytest_cache _build tests/output bench/work

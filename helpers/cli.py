@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, fields
@@ -136,6 +137,8 @@ def _run_training(data_dir, model_cfg, train_cfg, out, args, resume=False, init_
     t0 = time.time()
     result = T.train(data, model_cfg, train_cfg, out, resume=resume, overwrite=args.overwrite, init_from=init_from,
                      device=args.device, progress=not args.quiet, log=_log)
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 reports for everyone
+        return 0
     png = plots.save_loss_plot(result.history, Path(out) / "loss.png", title=f"{Path(out).name}")
     best = Path(out) / "best.safetensors"
     print(f"done in {time.time() - t0:.0f} s: {result.stop_reason} at step {result.step}\n"
@@ -224,6 +227,23 @@ def cmd_download(args) -> int:
 
 
 # ---- parser --------------------------------------------------------------------------------------
+def cmd_bench(args) -> int:
+    import torch
+
+    from . import bench
+    from .device import detect_device
+
+    if args.minutes <= 0 or args.threads < 1:
+        raise ValueError("--minutes must be positive and --threads at least 1")
+    torch.set_num_threads(args.threads)
+    name = args.name or ("gpu" if detect_device().startswith("cuda") else "cpu")
+    bench.run(Path(args.out), name, do_throughput=args.only != "quality", do_quality=args.only != "throughput",
+              minutes=args.minutes, steps=args.steps, log=_log)
+    print(f"next: open {Path(args.out) / (name + '.md')}, or rebuild the book (make book) to see it on the "
+          "Performance page")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .corpus import DEFAULT_SEPARATOR, FORMATS
 
@@ -294,6 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--data", help="prepared data (default: the checkpoint's own)")
     sp.add_argument("--json", action="store_true", help="print a JSON report")
     sp.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("bench", help="throughput against baseline loops, and plots-bench v1 quality")
+    sp.add_argument("--only", choices=("throughput", "quality"), help="run one part (default: both)")
+    sp.add_argument("--minutes", type=float, default=10.0, help="quality training budget (default %(default)s)")
+    sp.add_argument("--threads", type=int, default=2, help="CPU threads (plots-bench v1 uses %(default)s)")
+    sp.add_argument("--steps", type=int, help="optimizer steps per throughput measurement (default: per config)")
+    sp.add_argument("--name", help="result file name (default: cpu or gpu)")
+    sp.add_argument("--out", default=str(paths.PROJECT / "bench" / "results"), help="default bench/results")
+    sp.set_defaults(func=cmd_bench)
 
     sp = sub.add_parser("download", help="fetch a public corpus (cmu-plots)")
     sp.add_argument("dataset", choices=["cmu-plots"])

@@ -78,6 +78,7 @@ class Preset:
     description: str
     model: ModelConfig
     train: TrainConfig = field(default_factory=TrainConfig)
+    vocab_size: int = 4096  # the domain BPE size the preset was tuned with (`plotgpt prepare` default)
 
 
 PRESETS: dict[str, Preset] = {

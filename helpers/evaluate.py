@@ -48,32 +48,47 @@ def bits_per_byte(loss_per_token: float, bytes_per_token: float) -> float:
 
 
 @torch.no_grad()
-def full_loss(model, data: PreparedData, split: str = "val", *, batch_size: int = 16,
+def full_loss(model, data: PreparedData, split: str = "val", *, batch_size: int = 16, stride: int | None = None,
               device: str = "cpu", ctx=None) -> dict[str, float]:
-    """Exact loss over every token of a split (consecutive, non-overlapping windows).
+    """Exact loss over every token of a split: each token is scored exactly once.
 
-    Returns loss per token, bits per byte (the plots-bench metric) and the token count.
+    `stride` = None scores consecutive, non-overlapping windows: the first token of each window
+    sees no context, and on average a token sees half a block. A smaller stride slides the window
+    and scores only its last `stride` tokens, so every token (after the first window) sees at least
+    block - stride tokens of context - a fairer figure for what the model can do, at
+    block / stride times the compute. Returns loss per token, bits per byte (the plots-bench metric)
+    and the token count.
     """
     was_training = model.training
     model.eval()
     T = model.config.block_size if hasattr(model, "config") else model.module.config.block_size
-    arr = np.asarray(data.tokens(split), dtype=np.int64)
+    S = T if stride is None else stride
+    if not 1 <= S <= T:
+        raise ValueError(f"stride must be between 1 and the block size {T}, got {S}")
+    arr = torch.from_numpy(np.asarray(data.tokens(split), dtype=np.int64))
     n_pred = len(arr) - 1
-    total = 0.0
-    starts = list(range(0, n_pred, T))
-    for i in range(0, len(starts), batch_size):
-        group = starts[i:i + batch_size]
-        full = [s for s in group if s + T <= n_pred]
-        rest = [s for s in group if s + T > n_pred]
-        for chunk, length in ((full, T), *(([s], n_pred - s) for s in rest)):
-            if not chunk:
-                continue
-            xy = torch.from_numpy(np.stack([arr[s:s + length + 1] for s in chunk])).to(device)
+    # Window w covers predictions [start, start + T); it scores those from `first` on.
+    windows, scored = [], 0
+    while scored < n_pred:
+        start = max(0, min(scored + S, n_pred) - T)
+        windows.append((start, scored))
+        scored = min(start + T, n_pred)
+    total, count = 0.0, 0
+    for i in range(0, len(windows), batch_size):
+        group = windows[i:i + batch_size]
+        by_len: dict[int, list[tuple[int, int]]] = {}
+        for start, first in group:  # only the very last window may be shorter than T
+            by_len.setdefault(min(T, n_pred - start), []).append((start, first))
+        for length, chunk in by_len.items():
+            xy = torch.stack([arr[s:s + length + 1] for s, _ in chunk]).to(device)
             with ctx or nullcontext():
-                logits, _ = model(xy[:, :-1], xy[:, 1:])
-            total += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), xy[:, 1:].reshape(-1),
-                                     reduction="sum").item()
+                logits, _ = model(xy[:, :-1], xy[:, 1:])  # with targets: logits at every position
+            nll = F.cross_entropy(logits.float().transpose(1, 2), xy[:, 1:], reduction="none")  # (b, length)
+            for row, (start, first) in enumerate(chunk):
+                total += nll[row, first - start:].sum().item()
+                count += length - (first - start)
     model.train(was_training)
+    assert count == n_pred, (count, n_pred)  # every token scored exactly once
     nbytes = data.meta["splits"][split]["bytes"]
     return {"loss": total / n_pred, "bpb": total / (math.log(2) * nbytes), "tokens": n_pred}
 

@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt_io
+from . import distributed as D
 from . import sample
 from . import tokenizer as tok
 from .config import ModelConfig, TrainConfig
-from .device import autocast, detect_device, pick_dtype, seed_everything
+from .device import autocast, detect_device, keep_freed_memory, pick_dtype, seed_everything
 from .evaluate import bits_per_byte, estimate_loss
 from .memmap import DataError, PreparedData, get_batch, load_data
 from .model import GPT
@@ -93,13 +95,28 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
           resume: bool = False, overwrite: bool = False, init_from: ckpt_io.Checkpoint | None = None,
           device: str | None = None,
           callback: Callable[[dict], None] | None = None, progress: bool = True, log=print) -> TrainResult:
-    """Train (or resume, or fine-tune from `init_from`) and return where things went."""
+    """Train (or resume, or fine-tune from `init_from`) and return where things went.
+
+    Under torchrun (WORLD_SIZE > 1) this is one rank of a data-parallel run (helpers/distributed.py).
+    """
+    world, device = D.setup(detect_device(device))
+    try:
+        return _train(world, device, data, model_cfg, cfg, out_dir, resume=resume, overwrite=overwrite,
+                      init_from=init_from, callback=callback if world.main else None,
+                      progress=progress and world.main, log=log if world.main else (lambda *_: None))
+    finally:
+        D.teardown(world)
+
+
+def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: TrainConfig, out_dir, *, resume: bool,
+           overwrite: bool, init_from, callback, progress: bool, log) -> TrainResult:
     data = data if isinstance(data, PreparedData) else load_data(data)
     out_dir = Path(out_dir)
-    device = detect_device(device)
     dtype = pick_dtype(device, cfg.dtype)
     ctx = autocast(device, dtype)
     seed_everything(cfg.seed)
+    if device == "cpu":
+        keep_freed_memory()  # no page faults on each step's big tensors
 
     # ---- model: fresh, fine-tuned from a checkpoint, or resumed ------------------------------
     existing = ckpt_io.step_files(out_dir) + list(out_dir.glob("best.safetensors"))
@@ -130,6 +147,8 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
             raise DataError(f"the {split} split has {n:,} tokens, fewer than one block of {block + 1}; use a "
                             "smaller --block-size or a bigger corpus")
     model.to(device)
+    if world.rank:  # the same initial weights everywhere (seeded above), but each rank its own dropout masks
+        torch.manual_seed(cfg.seed + 1000 * world.rank + int(info.get("step", 0)))
     optimizer = configure_optimizer(model, cfg, device)
     scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == torch.float16)
     batch_gen = torch.Generator().manual_seed(cfg.seed)
@@ -138,30 +157,38 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
         optimizer_from_tensors(optimizer, state, info["optimizer_groups"])
         if info.get("scaler"):
             scaler.load_state_dict(info["scaler"])
-        torch.set_rng_state(state["rng_torch"])
-        batch_gen.set_state(state["rng_batch"])
+        if world.main:
+            torch.set_rng_state(state["rng_torch"])
+        batch_gen.set_state(state["rng_batch"])  # the global batch stream: the same on every rank
         if device.startswith("cuda") and "rng_cuda" in state:
             torch.cuda.set_rng_state(state["rng_cuda"])
         step, best_val = info["step"], info["best_val"]
         evals_since_best, tokens_seen, elapsed0 = info["evals_since_best"], info["tokens_seen"], info["elapsed_s"]
-    run_model = torch.compile(model) if cfg.compile else model
+    run_model = torch.compile(model) if cfg.compile else model  # evaluation and sampling use this one
+    # Training goes through DDP when there are several ranks: it all-reduces the gradients in backward.
+    train_model = DDP(run_model, device_ids=[device] if device.startswith("cuda") else None) if world.active \
+        else run_model
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if existing and overwrite and resume_path is None:  # only now, once the new run is known to start
-        for f in existing:
-            f.unlink()
-        shutil.rmtree(out_dir / "tb", ignore_errors=True)
+    D.barrier(world)  # every rank has read what it needs from out_dir before rank 0 changes it
     metrics_path = out_dir / "metrics.jsonl"
-    history = _read_history(metrics_path, upto=step) if resume_path is not None else []
-    _rewrite_jsonl(metrics_path, history)
-    tb = _tensorboard(out_dir / "tb")
+    history, tb = [], None
+    if world.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if existing and overwrite and resume_path is None:  # only now, once the new run is known to start
+            for f in existing:
+                f.unlink()
+            shutil.rmtree(out_dir / "tb", ignore_errors=True)
+        history = _read_history(metrics_path, upto=step) if resume_path is not None else []
+        _rewrite_jsonl(metrics_path, history)
+        tb = _tensorboard(out_dir / "tb")
     data_info = {"path": str(data.path), "fingerprint": data.meta["tokenizer"]["fingerprint"],
                  "bytes_per_token": data.bytes_per_token("val")}
-    tokens_per_step = cfg.batch_size * cfg.grad_accum * block
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * block * world.size
     n_params = model.num_params()
     log(f"model: {n_params / 1e6:.2f}M parameters ({model.num_params(True) / 1e6:.2f}M non-embedding), "
         f"{model_cfg.n_layer} x {model_cfg.n_embd}, block {block}, vocab {model_cfg.vocab_size}; device {device}, "
-        f"{str(dtype).replace('torch.', '')}; {tokens_per_step:,} tokens per step")
+        f"{str(dtype).replace('torch.', '')}; {tokens_per_step:,} tokens per step"
+        + (f" ({world.size} data-parallel ranks)" if world.active else ""))
 
     def save_checkpoint(path: Path, full: bool, extra: dict) -> Path:
         info_out = {"step": step, "best_val": best_val, "evals_since_best": evals_since_best,
@@ -181,7 +208,7 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
         nonlocal best_val, evals_since_best
         # The same eval batches every time: evals compare like with like, and the training stream is untouched.
         eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
-        losses = estimate_loss(run_model, data, batch_size=cfg.batch_size, block_size=block,
+        losses = estimate_loss(run_model, data, batch_size=cfg.batch_size * world.size, block_size=block,
                                eval_iters=cfg.eval_iters, generator=eval_gen, device=device, ctx=ctx)
         rec = {"kind": "eval", "step": step, "train_loss": losses["train"], "val_loss": losses["val"],
                "val_bpb": bits_per_byte(losses["val"], data.bytes_per_token("val")), "lr": lr,
@@ -221,6 +248,8 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
         (bar.write if bar is not None else log)(msg)  # print above the progress bar, not through it
 
     def _emit(rec: dict) -> None:
+        if not world.main:
+            return
         history.append(rec)
         with open(metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(rec) + "\n")
@@ -236,7 +265,7 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
     # ---- the loop ---------------------------------------------------------------------------
     train_arr = data.tokens("train")
     batch_state = batch_gen.get_state()
-    x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device)
+    x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size)
     t_start = time.monotonic()
     elapsed = elapsed0
     budget_s = cfg.max_minutes * 60
@@ -245,33 +274,48 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
     running, stop_reason, last_path = torch.zeros((), device=device), "max_iters", None
     lr = lr_at(step, cfg)
     last_eval_step = step if resume_path is not None else -1
+    shared_elapsed, interrupted = elapsed0, 0.0
     with _StopFlag() as stop:
         while True:
             elapsed = elapsed0 + time.monotonic() - t_start
-            lr = lr_at(step, cfg, elapsed / budget_s if budget_s else 0.0)
+            if not world.active:
+                shared_elapsed = elapsed
+            # With several ranks every decision below must come out the same on all of them, so the
+            # clock and the stop flags are agreed on (one tiny all-reduce) every LOG_EVERY steps.
+            lr = lr_at(step, cfg, shared_elapsed / budget_s if budget_s else 0.0)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            early = 0.0
             if step % cfg.eval_interval == 0 and step != last_eval_step:
-                rec = evaluate_and_save()
-                last_eval_step, last_path = step, out_dir / rec["checkpoint"]
-                if cfg.patience and evals_since_best >= cfg.patience:
-                    stop_reason = "early stop"
-                    break
-            if stop.signal:
-                stop_reason = f"interrupted ({stop.signal})"
+                if world.main:
+                    rec = evaluate_and_save()
+                    last_path = out_dir / rec["checkpoint"]
+                    early = float(bool(cfg.patience and evals_since_best >= cfg.patience))
+                last_eval_step = step
+            if not world.active or step % LOG_EVERY == 0 or step == last_eval_step:
+                interrupted, shared_elapsed, early = D.agree(world, [float(bool(stop.signal)), elapsed, early], device)
+            if early:
+                stop_reason = "early stop"
+                break
+            if interrupted:
+                stop_reason = f"interrupted ({stop.signal or 'by another rank'})"
                 break
             if step >= cfg.max_iters:
                 break
-            if budget_s and elapsed >= budget_s:
+            if budget_s and shared_elapsed >= budget_s:
                 stop_reason = "time budget"
                 break
-            for _ in range(cfg.grad_accum):
-                with ctx:
-                    _, loss = run_model(x, y)
-                    loss = loss / cfg.grad_accum  # accumulate the mean, not the sum, of micro-batches
-                batch_state = batch_gen.get_state()
-                x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device)  # overlaps on GPU
-                scaler.scale(loss).backward()
+            for micro in range(cfg.grad_accum):
+                # DDP: all-reduce the gradients only once they are complete, on the last micro-batch
+                sync = contextlib.nullcontext() if not world.active or micro == cfg.grad_accum - 1 \
+                    else train_model.no_sync()
+                with sync:
+                    with ctx:
+                        _, loss = train_model(x, y)
+                        loss = loss / cfg.grad_accum  # accumulate the mean, not the sum, of micro-batches
+                    batch_state = batch_gen.get_state()
+                    x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size)
+                    scaler.scale(loss).backward()
                 running += loss.detach()
             if cfg.grad_clip > 0:
                 scaler.unscale_(optimizer)  # clip the true gradients, not the fp16-scaled ones
@@ -282,7 +326,7 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
             step += 1
             tokens_seen += tokens_per_step
             if step % LOG_EVERY == 0:
-                train_loss = running.item() / LOG_EVERY  # the only host sync in the hot loop
+                train_loss = D.mean(world, running).item() / LOG_EVERY  # the only host sync in the hot loop
                 running.zero_()
                 _emit({"kind": "train", "step": step, "loss": train_loss, "lr": lr})
                 if bar is not None:
@@ -291,9 +335,12 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
             if bar is not None:
                 bar.update(1)
         elapsed = elapsed0 + time.monotonic() - t_start
-        if step != last_eval_step:  # the final state is always evaluated and saved
+        if step != last_eval_step and world.main:  # the final state is always evaluated and saved
             rec = evaluate_and_save()
             last_path = out_dir / rec["checkpoint"]
+    if not D.replicas_equal(world, model, device):
+        raise RuntimeError("data-parallel ranks ended with different weights; please report this as a bug")
+    D.barrier(world)
     if bar is not None:
         bar.close()
     if tb is not None:

@@ -1,0 +1,162 @@
+"""The search behind the `cpu` preset: which shape, vocabulary, regularisation and dtype give the
+lowest plots-bench v1 bits per byte in 10 minutes on 2 cores.
+
+Three steps, each a subcommand:
+
+  python bench/search_cpu.py prepare --out /tmp/pb          # the shared corpus at each vocab size
+  python bench/search_cpu.py measure --out /tmp/pb          # tokens/s of every candidate, here
+  python bench/search_cpu.py run A B ... --out /tmp/pb [--minutes 10 | --iters-from-measure]
+
+`run --minutes 10` is the benchmark itself (wall clock on this machine). `--iters-from-measure`
+turns each candidate's measured tokens/s on *this* machine into the number of steps it would
+take in the budget, so trials can also run elsewhere (several at once, on a bigger CPU box,
+each pinned to 2 cores) and still mean "10 minutes here". Results append to OUT/results.jsonl.
+The corpus is read from ../shared/data and never copied into the repository.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from helpers.throughput import measure_train_step  # noqa: E402
+from helpers.config import ModelConfig, TrainConfig, get_preset  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data" / "movies-plot-final.txt"
+
+# name -> overrides of the cpu preset (vocab picks the prepared folder)
+BASE = dict(vocab=4096, n_layer=4, n_embd=256, n_head=4, block_size=128, batch_size=16, dropout=0.1,
+            lr=2e-3, warmup_iters=100, weight_decay=0.1, dtype="float32")
+CANDIDATES: dict[str, dict] = {
+    "v4096-4x256-fp32": {},
+    "v2048-4x256-fp32": dict(vocab=2048),
+    "v1024-4x256-fp32": dict(vocab=1024),
+    "v2048-4x256-bf16": dict(vocab=2048, dtype="bfloat16"),
+    "v2048-6x384-bf16-d2": dict(vocab=2048, n_layer=6, n_embd=384, n_head=6, dropout=0.2, lr=1.5e-3,
+                                dtype="bfloat16"),
+    "v2048-4x256-T256-bf16": dict(vocab=2048, block_size=256, batch_size=8, dtype="bfloat16"),
+    "v2048-6x256-bf16-d2": dict(vocab=2048, n_layer=6, dropout=0.2, dtype="bfloat16"),
+    "v1024-6x256-bf16-d2": dict(vocab=1024, n_layer=6, dropout=0.2, dtype="bfloat16"),
+    "v2048-4x384-bf16-d2": dict(vocab=2048, n_embd=384, n_head=6, dropout=0.2, lr=1.5e-3, dtype="bfloat16"),
+    "v2048-8x256-bf16-d2": dict(vocab=2048, n_layer=8, dropout=0.2, lr=1.5e-3, dtype="bfloat16"),
+}
+
+
+def settings(name: str) -> dict:
+    s = {**BASE, **CANDIDATES[name]} if name in CANDIDATES else {**BASE, **json.loads(name)}
+    return s
+
+
+def configs(s: dict, vocab_size: int, **train_over) -> tuple[ModelConfig, TrainConfig]:
+    over = {k: v for k, v in s.items() if k != "vocab"}
+    return get_preset("cpu", vocab_size=vocab_size, **over, **train_over)
+
+
+def cmd_prepare(a) -> None:
+    from helpers.prepare import prepare
+
+    if not SHARED.exists():
+        sys.exit(f"search_cpu: {SHARED} is missing (plots-bench needs ../shared/data)")
+    for v in a.vocab:
+        prepare(SHARED, Path(a.out) / f"v{v}", vocab_size=v, progress=False)
+
+
+def cmd_measure(a) -> None:
+    rates = {}
+    for name in a.names or CANDIDATES:
+        s = settings(name)
+        m, t = configs(s, s["vocab"])
+        r = measure_train_step(m, t, steps=a.steps, device="cpu")
+        rates[name] = r["tokens_per_s"]
+        print(f"{name:28s} {r['tokens_per_s']:8,.0f} tok/s  {r['params_M']:.2f}M params", flush=True)
+    path = Path(a.out) / "rates.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**old, **rates}, indent=1))
+
+
+def cmd_run(a) -> None:
+    from helpers.evaluate import full_loss
+    from helpers.checkpoint import load
+    from helpers.memmap import load_data
+    from helpers.train import train
+
+    rates = json.loads((Path(a.out) / "rates.json").read_text()) if a.iters_from_measure else {}
+    for name in a.names:
+        s = settings(name)
+        data = load_data(Path(a.out) / f"v{s['vocab']}")
+        tokens_per_step = s["batch_size"] * s["block_size"]
+        if a.iters_from_measure:
+            # 3 % of the budget goes to the periodic evals, as it does in a wall-clock run
+            iters = int(a.minutes * 60 * 0.97 * rates[name] / tokens_per_step)
+            over = dict(max_iters=iters, max_minutes=0.0)
+        else:
+            iters = 10**9
+            over = dict(max_iters=iters, max_minutes=a.minutes)
+        est_iters = iters if a.iters_from_measure else int(a.minutes * 60 * rates.get(name, 5000) / tokens_per_step)
+        m, t = configs(s, data.vocab_size, eval_interval=max(est_iters // 8, 50), eval_iters=10, sample_tokens=0,
+                       patience=0, **over)
+        run_dir = Path(a.out) / "runs" / name
+        t0 = time.time()
+        res = train(data, m, t, run_dir, overwrite=True, progress=False, device="cpu", log=lambda *_: None)
+        wall = time.time() - t0
+        best = load(run_dir / "best.safetensors")
+        exact = full_loss(best.model, data, stride=best.config.block_size // 2)
+        plain = full_loss(best.model, data)
+        rec = {"name": name, "settings": s, "steps": res.step, "tokens_seen": res.step * tokens_per_step,
+               "wall_s": round(wall, 1), "val_bpb": round(exact["bpb"], 4), "val_bpb_no_overlap": round(plain["bpb"], 4),
+               "curve": [(h["elapsed_s"], h["val_bpb"]) for h in res.history if h.get("kind") == "eval"],
+               "threads": torch.get_num_threads(), "mode": "iters" if a.iters_from_measure else "minutes"}
+        print(json.dumps(rec), flush=True)
+        with open(Path(a.out) / "results.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+
+def cmd_report(a) -> None:
+    """A markdown table of every trial so far, best first (bench/results/search-cpu.md)."""
+    recs = [json.loads(x) for x in (Path(a.out) / "results.jsonl").read_text().splitlines() if x.strip()]
+    keys = ["vocab", "n_layer", "n_embd", "block_size", "batch_size", "dropout", "lr", "weight_decay", "dtype"]
+    lines = ["| trial | " + " | ".join(keys) + " | steps | tokens seen | val bpb | (no overlap) |",
+             "|---" * (len(keys) + 5) + "|"]
+    for r in sorted(recs, key=lambda r: r["val_bpb"]):
+        s = r["settings"]
+        lines.append(f"| {r['name']} | " + " | ".join(str(s.get(k, "")) for k in keys)
+                     + f" | {r['steps']:,} | {r['tokens_seen']:,} | {r['val_bpb']:.4f} | {r['val_bpb_no_overlap']:.4f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.write:
+        Path(a.write).write_text(text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("--vocab", type=int, nargs="+", default=[1024, 2048, 4096])
+    p = sub.add_parser("measure")
+    p.add_argument("names", nargs="*")
+    p.add_argument("--steps", type=int, default=12)
+    p = sub.add_parser("run")
+    p.add_argument("names", nargs="+")
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--iters-from-measure", action="store_true")
+    p = sub.add_parser("report")
+    p.add_argument("--write", help="also write the table to this file")
+    for p in sub.choices.values():
+        p.add_argument("--out", required=True)
+        p.add_argument("--threads", type=int, default=int(os.environ.get("PLOTGPT_THREADS", 2)))
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    {"prepare": cmd_prepare, "measure": cmd_measure, "run": cmd_run, "report": cmd_report}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()

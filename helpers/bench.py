@@ -1,0 +1,215 @@
+"""`plotgpt bench` / `make bench`: the numbers behind the presets, rerunnable on any machine.
+
+Two parts, each optional:
+
+* throughput - every preset this device can run, our loop against the reference project's loop
+  (and, at nanoGPT's CPU-recipe model, against a nanoGPT-style loop) in the same run: tokens/s,
+  MFU against the matmul peak measured here, peak memory, and the ratio (helpers/throughput.py).
+* quality    - plots-bench v1 (../shared/data/README.md): the cpu preset trained on the shared
+  movie-plot corpus for a wall-clock budget (10 minutes, 2 threads), then the exact val bits per
+  byte, tokens seen, the bits-per-byte-versus-minutes curve and three samples. Skipped, with the
+  reason, where the corpus is absent.
+
+Results go to bench/results/<name>.json and .md, plus a plot; the book's Performance page shows them.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from . import paths
+from .config import PRESETS, ModelConfig, TrainConfig, get_preset
+from .device import detect_device, pick_dtype
+from .throughput import matmul_peak, measure_isolated
+
+BENCH_DOC = "plots-bench v1"
+SHARED_CORPUS = paths.PROJECT.parent / "shared" / "data" / "movies-plot-final.txt"
+# nanoGPT's README CPU recipe, the peer in the issue's table: 4 x 128, block 64, batch 12, GPT-2 vocab, no dropout
+NANOGPT_CPU = (ModelConfig(vocab_size=50304, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0),
+               TrainConfig(batch_size=12, dtype="float32"))
+
+
+def machine() -> dict:
+    dev = detect_device()
+    info = {"device": dev, "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M")}
+    if dev.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _row(label: str, model_cfg: ModelConfig, train_cfg: TrainConfig, kinds: tuple[str, ...], steps: int,
+         peaks: dict, device: str) -> list[dict]:
+    rows = []
+    for kind in kinds:
+        r = measure_isolated(model_cfg, train_cfg, kind=kind, steps=steps, device=device)
+        r["config"] = label
+        if "error" not in r:
+            dtype = "float16" if kind == "reference" and device.startswith("cuda") else \
+                str(pick_dtype(device, train_cfg.dtype)).replace("torch.", "")
+            r["dtype"] = dtype
+            r["mfu"] = r["tokens_per_s"] * r["flops_per_token"] / 1e9 / peaks[dtype]
+        rows.append(r)
+    base = next((r for r in rows if r["kind"] == "plotgpt" and "error" not in r), None)
+    for r in rows:
+        if base is not None and "error" not in r:
+            r["speedup_of_plotgpt"] = base["tokens_per_s"] / r["tokens_per_s"]
+    return rows
+
+
+def throughput(steps: int | None = None, log=print) -> dict:
+    device = detect_device()
+    cuda = device.startswith("cuda")
+    dtypes = ["bfloat16", "float16"] if cuda else ["float32", "bfloat16"]
+    peaks = {d: matmul_peak(device, getattr(torch, d)) for d in dtypes}
+    if not cuda:
+        peaks["float16"] = peaks["float32"]
+    log("measured matmul peak: " + ", ".join(f"{d} {v:,.0f} GFLOP/s" for d, v in peaks.items()))
+    rows: list[dict] = []
+    if cuda:
+        m, t = get_preset("gpu-124m", vocab_size=50304)
+        rows += _row("gpu-124m, 16 x 256 x 8 accum", m, t, ("plotgpt", "reference"), steps or 10, peaks, device)
+    else:
+        m, t = get_preset("cpu", vocab_size=2048)
+        rows += _row(f"cpu preset ({PRESETS['cpu'].model.n_layer} x {PRESETS['cpu'].model.n_embd}, vocab 2048)",
+                     m, t, ("plotgpt", "reference"), steps or 20, peaks, device)
+        rows += _row("nanoGPT CPU recipe (4 x 128, T 64, vocab 50304, fp32)", *NANOGPT_CPU,
+                     ("plotgpt", "nanogpt", "reference"), steps or 12, peaks, device)
+    for r in rows:
+        if "error" in r:
+            log(f"{r['config']:55s} {r['kind']:10s} failed: {r['error']}")
+        else:
+            log(f"{r['config']:55s} {r['kind']:10s} {r['tokens_per_s']:>10,.0f} tok/s  MFU {r['mfu']:6.1%}  "
+                f"peak {r['peak_mem_GB']:.2f} GB")
+    return {"peak_gflops": peaks, "rows": rows}
+
+
+def quality(minutes: float = 10.0, corpus: Path = SHARED_CORPUS, work: Path | None = None, preset: str = "cpu",
+            log=print, **overrides) -> dict:
+    """plots-bench v1: train `preset` on the shared corpus for `minutes` of wall clock (evaluations
+    inside the budget, so their cost counts), then score the best checkpoint on every val token."""
+    from . import checkpoint, sample
+    from .evaluate import full_loss
+    from .prepare import prepare
+    from .train import train
+
+    if not Path(corpus).exists():
+        reason = (f"{corpus} is absent: plots-bench v1 needs the shared movie-plot corpus "
+                  "(../shared/data beside the project); nothing was trained")
+        log(f"quality: skipped - {reason}")
+        return {"skipped": reason}
+    model_cfg, train_cfg = get_preset(preset, **overrides)
+    work = Path(work) if work else paths.root() / "bench" / "work"
+    data_dir = prepare(corpus, work / f"plots-bench-v{PRESETS[preset].vocab_size}",
+                       vocab_size=PRESETS[preset].vocab_size, progress=False, log=lambda *_: None)
+    # Evals about every minute: enough points for the curve, about 2 % of the budget.
+    est_steps = minutes * 60 * 8000 / (train_cfg.batch_size * train_cfg.grad_accum * model_cfg.block_size)
+    train_cfg = replace(train_cfg, max_minutes=minutes, max_iters=10**9, patience=0, sample_tokens=0,
+                        eval_interval=max(int(est_steps / minutes), 20))
+    log(f"quality: {BENCH_DOC}, preset {preset}, {minutes:g} min, {torch.get_num_threads()} threads")
+    res = train(data_dir, model_cfg, train_cfg, work / "run", overwrite=True, progress=False, log=lambda *_: None)
+    best = checkpoint.load(work / "run" / "best.safetensors")
+    t0 = time.time()
+    exact = full_loss(best.model, _load(data_dir), stride=best.config.block_size // 2)
+    plain = full_loss(best.model, _load(data_dir))
+    samples = sample.generate(best, "Title:", 3, sample.SampleSettings(max_new_tokens=160, seed=1))
+    evals = [h for h in res.history if h.get("kind") == "eval"]
+    out = {"bench": BENCH_DOC, "preset": preset, "minutes": minutes, "threads": torch.get_num_threads(),
+           "model": {k: getattr(best.config, k) for k in ("n_layer", "n_embd", "n_head", "block_size", "vocab_size")},
+           "dtype": train_cfg.dtype, "steps": res.step, "tokens_seen": evals[-1]["tokens"] if evals else 0,
+           "best_step": best.info.get("step"), "val_bpb": exact["bpb"], "val_bpb_no_overlap": plain["bpb"],
+           "val_tokens": exact["tokens"], "score_s": round(time.time() - t0, 1),
+           "curve": [{"minutes": h["elapsed_s"] / 60, "val_bpb": h["val_bpb"], "tokens": h["tokens"]} for h in evals],
+           "samples": samples}
+    log(f"quality: val bits per byte {exact['bpb']:.4f} (sliding window, stride {best.config.block_size // 2}; "
+        f"{plain['bpb']:.4f} with non-overlapping windows) after {out['tokens_seen']:,} tokens in {res.step} steps")
+    return out
+
+
+def _load(path):
+    from .memmap import load_data
+
+    return load_data(path)
+
+
+def markdown(result: dict) -> str:
+    """The results as the markdown the book's Performance page includes."""
+    m = result["machine"]
+    lines = [f"Measured {m['date']} on {m.get('gpu') or m['cpu']} ({m['threads']} threads), torch {m['torch']}.", ""]
+    tp = result.get("throughput")
+    if tp:
+        lines += ["Matmul peak measured here: " + ", ".join(f"{d} {v:,.0f} GFLOP/s" for d, v in tp["peak_gflops"].items()),
+                  "", "| configuration | loop | dtype | tokens/s | MFU | peak memory | plotgpt is |",
+                  "|---|---|---|---:|---:|---:|---:|"]
+        for r in tp["rows"]:
+            if "error" in r:
+                lines.append(f"| {r['config']} | {r['kind']} | | failed: {r['error']} | | | |")
+                continue
+            lines.append(f"| {r['config']} | {r['kind']} | {r['dtype']} | {r['tokens_per_s']:,.0f} | {r['mfu']:.1%} | "
+                         f"{r['peak_mem_GB']:.2f} GB | {r['speedup_of_plotgpt']:.2f}x |")
+        lines.append("")
+    q = result.get("quality")
+    if q and "skipped" in q:
+        lines += [f"Quality ({BENCH_DOC}): skipped - {q['skipped']}.", ""]
+    elif q:
+        md = q["model"]
+        lines += [f"Quality ({BENCH_DOC}, {q['minutes']:g} minutes, {q['threads']} threads): the `{q['preset']}` preset "
+                  f"({md['n_layer']} x {md['n_embd']}, block {md['block_size']}, vocabulary {md['vocab_size']}, "
+                  f"{q['dtype']}) reached **{q['val_bpb']:.3f} val bits per byte** (sliding window; "
+                  f"{q['val_bpb_no_overlap']:.3f} with non-overlapping windows) after {q['tokens_seen']:,} tokens "
+                  f"in {q['steps']:,} steps.", "", "Samples (prompt `Title:`, temperature 0.8, top-k 50):", ""]
+        lines += ["```text\n" + s.strip()[:700] + "\n```" for s in q["samples"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot_curve(quality_result: dict, path: Path, peers: dict[str, float] | None = None) -> Path | None:
+    """Bits per byte against minutes of training, with the peers' final figures as lines."""
+    if not quality_result or "curve" not in quality_result:
+        return None
+    from .plots import _plt
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    c = quality_result["curve"]
+    ax.plot([p["minutes"] for p in c], [p["val_bpb"] for p in c], "o-", label=f"plotgpt {quality_result['preset']} preset")
+    for name, v in (peers or {}).items():
+        ax.axhline(v, ls="--", color="gray", lw=1)
+        ax.text(0.2, v + 0.01, name, color="gray", fontsize=8)
+    ax.set_xlabel("minutes of training (2 CPU threads)")
+    ax.set_ylabel("val bits per byte (estimate)")
+    ax.set_ylim(top=min(3.5, max(p["val_bpb"] for p in c)))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+PEERS = {"nanoGPT best tuned (2.012)": 2.012, "target (1.81)": 1.81}
+
+
+def run(out_dir: Path, name: str, *, do_throughput: bool = True, do_quality: bool = True, minutes: float = 10.0,
+        steps: int | None = None, log=print) -> dict:
+    """Run the benchmark and write out_dir/<name>.json, .md and (with quality) -bpb.png."""
+    from .atomic import atomic_write_text
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result: dict = {"machine": machine()}
+    if do_throughput:
+        result["throughput"] = throughput(steps, log=log)
+    if do_quality:
+        result["quality"] = quality(minutes, log=log)
+        png = plot_curve(result["quality"], out_dir / f"{name}-bpb.png", PEERS)
+        if png:
+            result["quality"]["plot"] = png.name
+    atomic_write_text(out_dir / f"{name}.json", json.dumps(result, indent=1))
+    atomic_write_text(out_dir / f"{name}.md", markdown(result))
+    log(f"wrote {out_dir / (name + '.json')} and {out_dir / (name + '.md')}")
+    return result
