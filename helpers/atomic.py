@@ -11,6 +11,9 @@ import tempfile
 from pathlib import Path
 
 
+_SLOW_WRITE_S = float(os.environ.get("PLOTGPT_TEST_SLOW_WRITE_S", "0") or 0)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
     """Yield a temp path beside `path`; on success fsync it and rename it to `path`."""
@@ -20,6 +23,10 @@ def atomic_path(path: str | Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        if _SLOW_WRITE_S:  # fault-injection tests widen the window in which a kill hits a half-done save
+            import time
+
+            time.sleep(_SLOW_WRITE_S)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -45,3 +52,45 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class FolderBusy(RuntimeError):
+    """Another process holds the folder's lock."""
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str = "training"):
+    """Hold an exclusive lock on `folder` (a `.lock` file inside it) while the block runs.
+
+    Two trainings pointed at one run folder would overwrite each other's checkpoints and logs;
+    the second one is refused at once with the first one's pid. The lock is an OS file lock
+    (flock), so a killed process never leaves a stale lock behind. Also removes temp files
+    left by a process killed mid-write (they are never read: see atomic_path).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".lock"
+    f = open(path, "a+", encoding="utf-8")
+    try:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; run without the guard rather than not at all
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                raise FolderBusy(f"{folder} is in use by another {what} ({holder}); wait for it to finish, "
+                                 "or choose another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        for stale in folder.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        yield
+    finally:
+        f.close()  # releases the lock

@@ -91,6 +91,8 @@ def throughput(steps: int | None = None, log=print) -> dict:
                      f"vocab {p.vocab_size})", m, t, ("plotgpt", "reference"), steps or 20, peaks, device)
         _ratios(group, {"reference": group[1]})
         rows += group
+        if group[0].get("dtype") != "float32":  # what the bf16 choice is worth on this CPU
+            rows += _row(group[0]["config"], m, replace(t, dtype="float32"), ("plotgpt",), steps or 20, peaks, device)
         group = _row("nanoGPT CPU recipe (4 x 128, T 64, vocab 50304, fp32)", *NANOGPT_CPU,
                      ("plotgpt", "nanogpt", "reference"), steps or 12, peaks, device)
         _ratios(group, {"reference": group[2], "nanogpt": group[1]})

@@ -233,10 +233,12 @@ def cmd_bench(args) -> int:
     from . import bench
     from .device import detect_device
 
-    if args.minutes <= 0 or args.threads < 1:
+    if args.minutes <= 0 or (args.threads is not None and args.threads < 1):
         raise ValueError("--minutes must be positive and --threads at least 1")
-    torch.set_num_threads(args.threads)
-    name = args.name or ("gpu" if detect_device().startswith("cuda") else "cpu")
+    gpu = detect_device().startswith("cuda")
+    if args.threads or not gpu:
+        torch.set_num_threads(args.threads or 2)
+    name = args.name or ("gpu" if gpu else "cpu")
     bench.run(Path(args.out), name, do_throughput=args.only != "quality", do_quality=args.only != "throughput",
               minutes=args.minutes, steps=args.steps, log=_log)
     print(f"next: open {Path(args.out) / (name + '.md')}, or rebuild the book (make book) to see it on the "
@@ -318,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("bench", help="throughput against baseline loops, and plots-bench v1 quality")
     sp.add_argument("--only", choices=("throughput", "quality"), help="run one part (default: both)")
     sp.add_argument("--minutes", type=float, default=10.0, help="quality training budget (default %(default)s)")
-    sp.add_argument("--threads", type=int, default=2, help="CPU threads (plots-bench v1 uses %(default)s)")
+    sp.add_argument("--threads", type=int, help="CPU threads (default 2 on a CPU, as plots-bench v1 specifies)")
     sp.add_argument("--steps", type=int, help="optimizer steps per throughput measurement (default: per config)")
     sp.add_argument("--name", help="result file name (default: cpu or gpu)")
     sp.add_argument("--out", default=str(paths.PROJECT / "bench" / "results"), help="default bench/results")

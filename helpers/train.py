@@ -24,6 +24,7 @@ from . import checkpoint as ckpt_io
 from . import distributed as D
 from . import sample
 from . import tokenizer as tok
+from .atomic import folder_lock
 from .config import ModelConfig, TrainConfig
 from .device import autocast, detect_device, keep_freed_memory, pick_dtype, seed_everything
 from .evaluate import bits_per_byte, estimate_loss
@@ -32,6 +33,8 @@ from .model import GPT
 from .optim import configure_optimizer, lr_at, optimizer_from_tensors, optimizer_to_tensors
 
 LOG_EVERY = 10  # steps between host syncs for the progress bar / train-loss log
+MAX_ROLLBACKS = 3  # non-finite losses survived by rolling back before the run gives up
+_NAN_AT: set[int] = set()  # fault injection for the tests: steps whose loss is made NaN (once each)
 
 MEMORISE_ADVICE = (
     "the model is starting to memorise the training text: val loss rose for two evals in a row while "
@@ -101,9 +104,11 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
     """
     world, device = D.setup(detect_device(device))
     try:
-        return _train(world, device, data, model_cfg, cfg, out_dir, resume=resume, overwrite=overwrite,
-                      init_from=init_from, callback=callback if world.main else None,
-                      progress=progress and world.main, log=log if world.main else (lambda *_: None))
+        # One training per run folder: a second one is refused instead of overwriting this one's files.
+        with folder_lock(out_dir) if world.main else contextlib.nullcontext():
+            return _train(world, device, data, model_cfg, cfg, out_dir, resume=resume, overwrite=overwrite,
+                          init_from=init_from, callback=callback if world.main else None,
+                          progress=progress and world.main, log=log if world.main else (lambda *_: None))
     finally:
         D.teardown(world)
 
@@ -202,7 +207,11 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
             tensors["rng_batch"] = batch_state  # as it was before the batch already fetched for the next step
             if device.startswith("cuda"):
                 tensors["rng_cuda"] = torch.cuda.get_rng_state()
-        return ckpt_io.save(path, model, data.tokenizer, info_out, tensors)
+        try:
+            return ckpt_io.save(path, model, data.tokenizer, info_out, tensors)
+        except OSError as exc:  # a full disk, a vanished folder: the earlier checkpoints are untouched
+            raise OSError(exc.errno, f"could not write {path}: {exc.strerror or exc}; the earlier checkpoints are "
+                          "intact - free some space, then continue with --resume") from exc
 
     def evaluate_and_save() -> dict:
         nonlocal best_val, evals_since_best
@@ -214,8 +223,10 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
                "val_bpb": bits_per_byte(losses["val"], data.bytes_per_token("val")), "lr": lr,
                "tokens": tokens_seen, "elapsed_s": round(elapsed, 2)}
         if not all(math.isfinite(rec[k]) for k in ("train_loss", "val_loss")):
-            raise FloatingPointError(f"training diverged at step {step} (loss is {rec['val_loss']}); nothing was "
-                                     "saved for this step - lower --lr or resume from the last checkpoint")
+            if world.active:  # only rank 0 evaluates: the others cannot roll back in step with it
+                raise FloatingPointError(f"training diverged at step {step} (loss is {rec['val_loss']}); nothing "
+                                         "was saved for this step - lower --lr and resume from the last checkpoint")
+            return None  # the caller rolls back; nothing non-finite is ever saved
         if cfg.sample_tokens:
             ck = ckpt_io.Checkpoint(model, data.tokenizer, {}, out_dir)
             rec["sample"] = sample.generate(ck, "", 1, sample.SampleSettings(cfg.sample_tokens, seed=cfg.seed))[0]
@@ -243,6 +254,37 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
         if rec.get("warning"):
             say("  warning: " + rec["warning"])
         return rec
+
+    def rollback(bad_step: int, why: str) -> None:
+        """Back to the newest good checkpoint, past the batches that diverged: a NaN costs steps, not the run."""
+        nonlocal step, best_val, evals_since_best, tokens_seen, x, y, batch_state, last_eval_step, rollbacks
+        rollbacks += 1
+        path = newest_resumable(out_dir)
+        if path is None or rollbacks > MAX_ROLLBACKS:
+            raise FloatingPointError(f"training diverged at step {bad_step} ({why}), {rollbacks} times; the last good "
+                                     f"checkpoint is {path} - lower --lr (now {cfg.lr:g}) and resume from it")
+        good = ckpt_io.load(path, device="cpu", with_state=True)
+        model.load_state_dict(good.model.state_dict())
+        optimizer_from_tensors(optimizer, good.state, good.info["optimizer_groups"])
+        if good.info.get("scaler"):
+            scaler.load_state_dict(good.info["scaler"])
+        batch_gen.set_state(good.state["rng_batch"])
+        torch.randint(2, (rollbacks,), generator=batch_gen)  # step the stream on: other windows this time
+        step, best_val, tokens_seen = good.info["step"], good.info["best_val"], good.info["tokens_seen"]
+        evals_since_best, last_eval_step = good.info["evals_since_best"], good.info["step"]
+        batch_state = batch_gen.get_state()
+        x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size)
+        optimizer.zero_grad(set_to_none=True)
+        running.zero_()
+        if world.main:
+            history[:] = [h for h in history if h.get("step", 0) <= step]
+            _rewrite_jsonl(metrics_path, history)
+        _emit({"kind": "rollback", "step": bad_step, "to_step": step, "reason": why})
+        say(f"warning: {why} at step {bad_step}; rolled back to {path.name} (step {step}) and moved on to other "
+            "batches - nothing non-finite was saved")
+        if bar is not None:
+            bar.n = step
+            bar.refresh()
 
     def say(msg: str) -> None:
         (bar.write if bar is not None else log)(msg)  # print above the progress bar, not through it
@@ -272,6 +314,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
     bar = tqdm(total=cfg.max_iters, initial=step, desc="training", unit="step", disable=not progress,
                dynamic_ncols=True) if progress else None
     running, stop_reason, last_path = torch.zeros((), device=device), "max_iters", None
+    rollbacks = 0
     lr = lr_at(step, cfg)
     last_eval_step = step if resume_path is not None else -1
     shared_elapsed, interrupted = elapsed0, 0.0
@@ -289,6 +332,9 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
             if step % cfg.eval_interval == 0 and step != last_eval_step:
                 if world.main:
                     rec = evaluate_and_save()
+                    if rec is None:
+                        rollback(step, "the evaluation loss is not finite")
+                        continue
                     last_path = out_dir / rec["checkpoint"]
                     early = float(bool(cfg.patience and evals_since_best >= cfg.patience))
                 last_eval_step = step
@@ -313,6 +359,9 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
                     with ctx:
                         _, loss = train_model(x, y)
                         loss = loss / cfg.grad_accum  # accumulate the mean, not the sum, of micro-batches
+                    if _NAN_AT and step in _NAN_AT:
+                        _NAN_AT.discard(step)
+                        loss = loss * float("nan")
                     batch_state = batch_gen.get_state()
                     x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size)
                     scaler.scale(loss).backward()
@@ -327,6 +376,9 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
             tokens_seen += tokens_per_step
             if step % LOG_EVERY == 0:
                 train_loss = D.mean(world, running).item() / LOG_EVERY  # the only host sync in the hot loop
+                if not math.isfinite(train_loss):
+                    rollback(step, f"the training loss became {train_loss}")
+                    continue
                 running.zero_()
                 _emit({"kind": "train", "step": step, "loss": train_loss, "lr": lr})
                 if bar is not None:
@@ -337,6 +389,9 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
         elapsed = elapsed0 + time.monotonic() - t_start
         if step != last_eval_step and world.main:  # the final state is always evaluated and saved
             rec = evaluate_and_save()
+            if rec is None:
+                raise FloatingPointError(f"training diverged before the final step {step}; nothing was saved for it - "
+                                         f"the last good checkpoint is {newest_resumable(out_dir)}")
             last_path = out_dir / rec["checkpoint"]
     if not D.replicas_equal(world, model, device):
         raise RuntimeError("data-parallel ranks ended with different weights; please report this as a bug")

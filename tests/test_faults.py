@@ -1,0 +1,92 @@
+"""Injected faults: a NaN loss, a second training in the same folder, a full disk while saving."""
+import errno
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from helpers import checkpoint as C
+from helpers import train as T
+from helpers.atomic import FolderBusy, folder_lock
+from helpers.config import get_preset
+
+QUIET = dict(progress=False, log=lambda *_: None)
+
+
+def _all_finite(path):
+    return all(torch.isfinite(v).all() for v in C.load(path).model.state_dict().values())
+
+
+def test_a_nan_loss_rolls_back_to_the_last_good_checkpoint_and_the_run_finishes(prepared, tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "_NAN_AT", {25})
+    model_cfg, cfg = get_preset("smoke", max_iters=40, eval_interval=10)
+    res = T.train(prepared, model_cfg, cfg, tmp_path / "run", **QUIET)
+    assert res.step == 40 and res.stop_reason == "max_iters"
+    recs = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rb = [r for r in recs if r["kind"] == "rollback"]
+    assert len(rb) == 1 and rb[0]["step"] == 30 and rb[0]["to_step"] == 20  # detected at the next sync
+    assert all(math.isfinite(r.get("loss", 0)) and math.isfinite(r.get("val_loss", 0)) for r in recs)
+    assert [r["step"] for r in recs if r["kind"] == "eval"] == [0, 10, 20, 30, 40]
+    for f in (tmp_path / "run").glob("*.safetensors"):
+        assert _all_finite(f), f
+
+
+def test_a_run_that_keeps_diverging_stops_with_advice_and_keeps_its_good_checkpoints(prepared, tmp_path, monkeypatch):
+    class Always(set):  # a fault that comes back every time the step is replayed
+        def discard(self, step):
+            pass
+
+    monkeypatch.setattr(T, "_NAN_AT", Always(range(25, 200)))
+    model_cfg, cfg = get_preset("smoke", max_iters=40, eval_interval=10)
+    with pytest.raises(FloatingPointError, match="lower --lr"):
+        T.train(prepared, model_cfg, cfg, tmp_path / "run", **QUIET)
+    files = sorted(p.name for p in (tmp_path / "run").glob("*.safetensors"))
+    assert "step-000020.safetensors" in files and "step-000030.safetensors" not in files
+    assert all(_all_finite(tmp_path / "run" / f) for f in files)
+    monkeypatch.setattr(T, "_NAN_AT", set())
+    assert T.train(prepared, model_cfg, cfg, tmp_path / "run", resume=True, **QUIET).step == 40
+
+
+def test_a_second_training_in_the_same_folder_is_refused_at_once(prepared, tmp_path, cli_env):
+    run = tmp_path / "run"
+    with folder_lock(run):  # as a running training holds it
+        p = subprocess.run([sys.executable, "-m", "helpers", "train", "--data", str(prepared), "--preset", "smoke",
+                            "--max-iters", "5", "--out", str(run), "--quiet"], env=cli_env, capture_output=True,
+                           text=True, timeout=120)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+        assert "in use by another training" in p.stderr and "--out" in p.stderr
+        assert not list(run.glob("*.safetensors"))
+        with pytest.raises(FolderBusy):
+            with folder_lock(run):
+                pass
+    with folder_lock(run):  # released with its holder
+        pass
+
+
+def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(prepared, tmp_path, monkeypatch):
+    """The disk fills during the save of step 20: the error is clear and step 10's checkpoint still loads."""
+    model_cfg, cfg = get_preset("smoke", max_iters=40, eval_interval=10)
+    real_save = C.save
+
+    def full_disk(path, *a, **kw):
+        if "000020" in str(path):
+            from helpers.atomic import atomic_path
+
+            with atomic_path(path) as tmp:  # a partial temp file, then ENOSPC, as a real full disk does
+                tmp.write_bytes(b"\0" * 1000)
+                raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+        return real_save(path, *a, **kw)
+
+    monkeypatch.setattr(C, "save", full_disk)
+    with pytest.raises(OSError, match="No space left.*--resume"):
+        T.train(prepared, model_cfg, cfg, tmp_path / "run", **QUIET)
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.glob("*.safetensors")) == ["best.safetensors", "step-000000.safetensors",
+                                                                  "step-000010.safetensors"]
+    assert not list(run.glob(".*.tmp"))  # the partial file is gone
+    assert C.load(run / "step-000010.safetensors", with_state=True).info["step"] == 10
+    monkeypatch.setattr(C, "save", real_save)
+    assert T.train(prepared, model_cfg, cfg, run, resume=True, **QUIET).step == 40
