@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,6 +120,28 @@ def cmd_run(a) -> None:
             f.write(json.dumps(rec) + "\n")
 
 
+def cmd_compile(a) -> None:
+    """Does torch.compile pay for itself in the budget? Compile time against the tokens/s it buys."""
+    import time as _time
+
+    from helpers.throughput import measure_train_step
+
+    s = settings(a.names[0] if a.names else "v2048-4x256-bf16")
+    m, t = configs(s, s["vocab"])
+    eager = measure_train_step(m, t, steps=a.steps, device="cpu")["tokens_per_s"]
+    t0 = _time.perf_counter()
+    compiled = measure_train_step(m, replace(t, compile=True), steps=a.steps, warmup=3, device="cpu")
+    total = _time.perf_counter() - t0
+    tokens_per_step = t.batch_size * t.grad_accum * m.block_size
+    compile_s = total - (a.steps + 3) * tokens_per_step / compiled["tokens_per_s"]
+    budget = a.minutes * 60
+    gain = (budget - compile_s) * compiled["tokens_per_s"] / (budget * eager) - 1
+    rec = {"eager_tok_s": round(eager), "compiled_tok_s": round(compiled["tokens_per_s"]),
+           "compile_s": round(compile_s, 1), "tokens_in_budget_vs_eager": f"{gain:+.1%}"}
+    print(json.dumps(rec))
+    (Path(a.out) / "compile.json").write_text(json.dumps(rec, indent=1))
+
+
 def cmd_report(a) -> None:
     """A markdown table of every trial so far, best first (bench/results/search-cpu.md)."""
     recs = [json.loads(x) for x in (Path(a.out) / "results.jsonl").read_text().splitlines() if x.strip()]
@@ -127,7 +150,10 @@ def cmd_report(a) -> None:
              "|---" * (len(keys) + 5) + "|"]
     for r in sorted(recs, key=lambda r: r["val_bpb"]):
         s = r["settings"]
-        lines.append(f"| {r['name']} | " + " | ".join(str(s.get(k, "")) for k in keys)
+        name = r["name"] if r["name"] in CANDIDATES else \
+            f"v{s['vocab']}-{s['n_layer']}x{s['n_embd']}-{s['dtype'].replace('bfloat16', 'bf16').replace('float32', 'fp32')}" \
+            f"-d{s['dropout']}"
+        lines.append(f"| {name} | " + " | ".join(str(s.get(k, "")) for k in keys)
                      + f" | {r['steps']:,} | {r['tokens_seen']:,} | {r['val_bpb']:.4f} | {r['val_bpb_no_overlap']:.4f} |")
     text = "\n".join(lines) + "\n"
     print(text)
@@ -147,6 +173,10 @@ def main() -> None:
     p.add_argument("names", nargs="+")
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--iters-from-measure", action="store_true")
+    p = sub.add_parser("compile")
+    p.add_argument("names", nargs="*")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--minutes", type=float, default=10.0)
     p = sub.add_parser("report")
     p.add_argument("--write", help="also write the table to this file")
     for p in sub.choices.values():
@@ -155,7 +185,8 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     Path(a.out).mkdir(parents=True, exist_ok=True)
-    {"prepare": cmd_prepare, "measure": cmd_measure, "run": cmd_run, "report": cmd_report}[a.cmd](a)
+    {"prepare": cmd_prepare, "measure": cmd_measure, "run": cmd_run, "compile": cmd_compile,
+     "report": cmd_report}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ def full_loss(model, data: PreparedData, split: str = "val", *, batch_size: int 
     """Exact loss over every token of a split: each token is scored exactly once.
 
     `stride` = None scores consecutive, non-overlapping windows: the first token of each window
-    sees no context, and on average a token sees half a block. A smaller stride slides the window
+    sees no context, and on average a token sees half a block (the last, partial window is a
+    full block ending at the last token, scoring only the tokens not yet scored). A smaller stride slides the window
     and scores only its last `stride` tokens, so every token (after the first window) sees at least
     block - stride tokens of context - a fairer figure for what the model can do, at
     block / stride times the compute. Returns loss per token, bits per byte (the plots-bench metric)

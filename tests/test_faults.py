@@ -4,6 +4,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -90,3 +91,37 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(prepared, tmp_pa
     assert C.load(run / "step-000010.safetensors", with_state=True).info["step"] == 10
     monkeypatch.setattr(C, "save", real_save)
     assert T.train(prepared, model_cfg, cfg, run, resume=True, **QUIET).step == 40
+
+
+def test_interrupting_the_notebook_kernel_mid_training_leaves_a_resumable_checkpoint(prepared, tmp_path):
+    """Kernel > Interrupt in JupyterLab sends SIGINT to the kernel: the training cell saves and returns."""
+    from jupyter_client.manager import start_new_kernel
+
+    run = tmp_path / "run"
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        kc.execute("from helpers.config import get_preset\nfrom helpers.train import train\n"
+                   "m, c = get_preset('smoke', max_iters=10**6, eval_interval=20)\n"
+                   f"res = train({str(prepared)!r}, m, c, {str(run)!r}, progress=False)")
+        deadline = time.time() + 120
+        while len(C.step_files(run)) < 2 and time.time() < deadline:  # well into training
+            time.sleep(0.1)
+        assert len(C.step_files(run)) >= 2, "training did not start in the kernel"
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=120)
+        assert reply["content"]["status"] == "ok"  # the cell ended normally, not with a KeyboardInterrupt
+        kc.execute("print(res.stop_reason, res.step)")
+        out = ""
+        while "interrupted" not in out:
+            msg = kc.get_iopub_msg(timeout=60)
+            if msg["msg_type"] == "stream":
+                out += msg["content"]["text"]
+        assert out.startswith("interrupted (SIGINT)")
+        stopped_at = int(out.split()[-1])
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    newest = C.step_files(run)[-1]
+    assert C.load(newest, with_state=True).info["step"] == stopped_at  # saved at the very step it stopped
+    model_cfg, cfg = get_preset("smoke", max_iters=stopped_at + 5, eval_interval=20)
+    assert T.train(prepared, model_cfg, cfg, run, resume=True, **QUIET).step == stopped_at + 5
