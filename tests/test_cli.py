@@ -156,7 +156,7 @@ def _corrupt(tmp_path, run_dir):
 
 
 def test_bad_input_gets_one_clear_line_and_a_nonzero_exit(tmp_path, tiny_run, prepared, cli_env):
-    before = {p: p.read_bytes() for p in tiny_run.iterdir() if p.is_file()}
+    before = {p: p.read_bytes() for p in tiny_run.iterdir() if p.is_file() and p.name != ".lock"}
     for case, (args, pattern) in _bad_inputs(tmp_path, tiny_run, prepared).items():
         r = run(args, cli_env)
         lines = r.stderr.strip().splitlines()
@@ -164,5 +164,5 @@ def test_bad_input_gets_one_clear_line_and_a_nonzero_exit(tmp_path, tiny_run, pr
         assert len(lines) == 1 and "Traceback" not in r.stderr, f"{case}: {r.stderr}"
         assert lines[0].startswith("plotgpt ") and __import__("re").search(pattern, lines[0]), f"{case}: {lines[0]}"
     # nothing already done was touched
-    assert {p: p.read_bytes() for p in tiny_run.iterdir() if p.is_file()} == before
+    assert {p: p.read_bytes() for p in tiny_run.iterdir() if p.is_file() and p.name != ".lock"} == before
     assert not (Path(cli_env["PLOTGPT_ROOT"]) / "data" / "prepared" / "empty" / "train.bin").exists()

@@ -110,14 +110,15 @@ def test_interrupting_the_notebook_kernel_mid_training_leaves_a_resumable_checkp
         km.interrupt_kernel()
         reply = kc.get_shell_msg(timeout=120)
         assert reply["content"]["status"] == "ok"  # the cell ended normally, not with a KeyboardInterrupt
-        kc.execute("print(res.stop_reason, res.step)")
+        kc.execute("print('RESULT', res.stop_reason, res.step)")
         out = ""
-        while "interrupted" not in out:
+        while "RESULT" not in out or not out.endswith("\n"):
             msg = kc.get_iopub_msg(timeout=60)
             if msg["msg_type"] == "stream":
                 out += msg["content"]["text"]
-        assert out.startswith("interrupted (SIGINT)")
-        stopped_at = int(out.split()[-1])
+        result = out[out.index("RESULT"):].split()
+        assert result[1:3] == ["interrupted", "(SIGINT)"], out
+        stopped_at = int(result[3])
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
