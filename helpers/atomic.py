@@ -68,6 +68,7 @@ def folder_lock(folder: str | Path, what: str = "training"):
     left by a process killed mid-write (they are never read: see atomic_path).
     """
     folder = Path(folder)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / ".lock"
     f = open(path, "a+", encoding="utf-8")
@@ -94,3 +95,7 @@ def folder_lock(folder: str | Path, what: str = "training"):
         yield
     finally:
         f.close()  # releases the lock
+        if created and [p.name for p in folder.iterdir()] == [".lock"]:  # a refused run leaves no folder behind
+            with contextlib.suppress(OSError):
+                path.unlink()
+                folder.rmdir()

@@ -53,10 +53,9 @@ def full_loss(model, data: PreparedData, split: str = "val", *, batch_size: int 
     """Exact loss over every token of a split: each token is scored exactly once.
 
     `stride` = None scores consecutive, non-overlapping windows: the first token of each window
-    sees no context, and on average a token sees half a block (the last, partial window is a
-    full block ending at the last token, scoring only the tokens not yet scored). A smaller stride slides the window
-    and scores only its last `stride` tokens, so every token (after the first window) sees at least
-    block - stride tokens of context - a fairer figure for what the model can do, at
+    sees no context, and on average a token sees half a block. A smaller stride slides the window
+    and scores only its last `stride` tokens (the last window is a full block ending at the last
+    token), so every token after the first window sees at least block - stride tokens of context - a fairer figure for what the model can do, at
     block / stride times the compute. Returns loss per token, bits per byte (the plots-bench metric)
     and the token count.
     """
@@ -71,7 +70,7 @@ def full_loss(model, data: PreparedData, split: str = "val", *, batch_size: int 
     # Window w covers predictions [start, start + T); it scores those from `first` on.
     windows, scored = [], 0
     while scored < n_pred:
-        start = max(0, min(scored + S, n_pred) - T)
+        start = scored if stride is None else max(0, min(scored + S, n_pred) - T)
         windows.append((start, scored))
         scored = min(start + T, n_pred)
     total, count = 0.0, 0

@@ -118,13 +118,17 @@ def test_sliding_window_scores_every_token_once_with_the_context_it_promises():
     # stride = block (the default): consecutive windows, each token once, the first of each blind
     plain = full_loss(model, _Tokens(ids))
     windows = 0.0
-    for s in range(0, 64, 16):
-        _, loss = model(arr[s:s + 16][None], arr[s + 1:s + 17][None])
-        windows += loss.item() * 16
-    # the last, partial window is a full block ending at the last token; it scores only the 5 new ones
+    for s in range(0, 69, 16):
+        e = min(s + 16, 69)
+        _, loss = model(arr[s:e][None], arr[s + 1:e + 1][None])
+        windows += loss.item() * (e - s)
+    # a stride of a whole block is the same, except that its last window is a full block ending at
+    # the last token, scoring only the 5 tokens not yet scored
     logits, _ = model(arr[53:69][None], arr[54:70][None])
-    windows += F.cross_entropy(logits[0, -5:], arr[65:70], reduction="sum").item()
+    last = F.cross_entropy(logits[0, -5:], arr[65:70], reduction="sum").item()
+    _, short = model(arr[64:69][None], arr[65:70][None])
+    full_block = full_loss(model, _Tokens(ids), stride=16)
+    assert full_block["loss"] * 69 == pytest.approx(windows - short.item() * 5 + last, rel=1e-5)
     assert plain["tokens"] == 69 and plain["loss"] * 69 == pytest.approx(windows, rel=1e-5)
-    assert full_loss(model, _Tokens(ids), stride=16) == plain
     with pytest.raises(ValueError, match="stride"):
         full_loss(model, _Tokens(ids), stride=17)
