@@ -147,7 +147,7 @@ def quality(minutes: float = 10.0, corpus: Path = SHARED_CORPUS, work: Path | No
     evals = [h for h in res.history if h.get("kind") == "eval"]
     out = {"bench": BENCH_DOC, "preset": preset, "minutes": minutes, "threads": torch.get_num_threads(),
            "model": {k: getattr(best.config, k) for k in ("n_layer", "n_embd", "n_head", "block_size", "vocab_size")},
-           "dtype": train_cfg.dtype, "steps": res.step, "tokens_seen": evals[-1]["tokens"] if evals else 0,
+           "dtype": str(pick_dtype(detect_device(), train_cfg.dtype)).replace("torch.", ""), "steps": res.step, "tokens_seen": evals[-1]["tokens"] if evals else 0,
            "best_step": best.info.get("step"), "val_bpb": exact["bpb"], "val_bpb_no_overlap": plain["bpb"],
            "val_tokens": exact["tokens"], "score_s": round(time.time() - t0, 1),
            "curve": [{"minutes": h["elapsed_s"] / 60, "step": h["step"], "val_bpb": h["val_bpb"],
