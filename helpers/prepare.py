@@ -45,6 +45,18 @@ def check_writable(folder: Path) -> None:
         raise corpus.CorpusError(f"cannot write to {folder} ({exc.strerror or exc}); choose another --out") from None
 
 
+@contextlib.contextmanager
+def _disk_errors(out: Path):
+    """A full disk mid-encoding: say what happened and that the previous data is untouched."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, f"could not write the memmaps in {out}: {exc.strerror or exc}; any data prepared "
+                      "there before is intact - free some space and run prepare again") from exc
+
+
 def prepare(source: str | Path, out: str | Path | None = None, *, fmt: str | None = None,
             separator: str = corpus.DEFAULT_SEPARATOR, column: str = "Plot", field: str = "text",
             title: str | None = None, tokenizer: str = "bpe", vocab_size: int = 4096,
@@ -85,7 +97,7 @@ def prepare(source: str | Path, out: str | Path | None = None, *, fmt: str | Non
 
     stats = {s: {"documents": 0, "tokens": 0, "bytes": 0, "characters": 0} for s in ("train", "val")}
     eot = enc.eot_token
-    with contextlib.ExitStack() as stack:
+    with _disk_errors(out), contextlib.ExitStack() as stack:
         tmp = {s: stack.enter_context(atomic_path(out / f"{s}.bin")) for s in ("train", "val")}
         files = {s: stack.enter_context(open(tmp[s], "wb")) for s in ("train", "val")}
         writers = {s: TokenWriter(files[s], enc.n_vocab) for s in ("train", "val")}

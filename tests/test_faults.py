@@ -126,3 +126,26 @@ def test_interrupting_the_notebook_kernel_mid_training_leaves_a_resumable_checkp
     assert C.load(newest, with_state=True).info["step"] == stopped_at  # saved at the very step it stopped
     model_cfg, cfg = get_preset("smoke", max_iters=stopped_at + 5, eval_interval=20)
     assert T.train(prepared, model_cfg, cfg, run, resume=True, **QUIET).step == stopped_at + 5
+
+
+def test_a_full_disk_while_writing_the_memmaps_keeps_the_previous_prepared_data(tmp_path, monkeypatch):
+    from conftest import SAMPLE
+    from helpers import memmap
+    from helpers.memmap import load_data
+    from helpers.prepare import prepare
+
+    out = prepare(SAMPLE, tmp_path / "data", vocab_size=300, progress=False, log=lambda *_: None)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real_write, calls = memmap.TokenWriter.write, []
+
+    def fills_up(self, ids):
+        calls.append(1)
+        if len(calls) > 50:  # the disk fills part-way through the encoding
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(self, ids)
+
+    monkeypatch.setattr(memmap.TokenWriter, "write", fills_up)
+    with pytest.raises(OSError, match="No space left.*intact"):
+        prepare(SAMPLE, out, vocab_size=400, progress=False, log=lambda *_: None)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temp files, nothing changed
+    assert load_data(out).vocab_size == 300
