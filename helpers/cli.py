@@ -178,14 +178,14 @@ def cmd_generate(args) -> int:
 def cmd_evaluate(args) -> int:
     import numpy as np
 
-    from . import checkpoint, evaluate as E, memmap, sample, train as T
+    from . import checkpoint, evaluate as E, memmap, runfolder, sample
     from .device import autocast, detect_device, pick_dtype
 
     device = detect_device(args.device)
     ck = checkpoint.load(_checkpoint_path(args.checkpoint), device=device)
     data_arg = args.data or ck.info.get("data", {}).get("path")
     data = memmap.load_data(_data_dir(data_arg if data_arg and Path(data_arg).exists() else None))
-    T._check_tokenizer(ck.tokenizer, data, ck.path)
+    runfolder.check_tokenizer(ck.tokenizer, data, ck.path)
     ctx = autocast(device, pick_dtype(device))
     full = E.full_loss(ck.model, data, "val", device=device, ctx=ctx)
     texts = sample.generate(ck, args.prompt or [""], args.num_samples, _settings(args))

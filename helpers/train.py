@@ -10,7 +10,6 @@ import contextlib
 import json
 import math
 import shutil
-import signal
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from .evaluate import bits_per_byte, estimate_loss
 from .memmap import DataError, PreparedData, get_batch, load_data
 from .model import GPT
 from .optim import configure_optimizer, lr_at, optimizer_from_tensors, optimizer_to_tensors
+from .runfolder import StopFlag, check_tokenizer, newest_resumable, read_history, rewrite_jsonl, tensorboard
 
 LOG_EVERY = 10  # steps between host syncs for the progress bar / train-loss log
 MAX_ROLLBACKS = 3  # non-finite losses survived by rolling back before the run gives up
@@ -53,45 +53,9 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-class _StopFlag:
-    """SIGINT / SIGTERM ask the loop to stop at the next step boundary (and save)."""
-
-    def __init__(self):
-        self.signal: str | None = None
-        self._old = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. some notebook front-ends): no handler
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.signal:  # a second Ctrl-C while saving: restore the default and let it through
-            signal.signal(signum, self._old.get(signum, signal.SIG_DFL))
-        self.signal = signal.Signals(signum).name
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
 def _padded_vocab(n: int) -> int:
     """Round the embedding table up to a multiple of 64: faster matmuls (GPT-2's 50257 -> 50304)."""
     return min(-(-n // 64) * 64, tok.MAX_VOCAB)
-
-
-def newest_resumable(run_dir: Path) -> Path | None:
-    """The newest step checkpoint in run_dir that loads its header cleanly (skips corrupt ones)."""
-    for path in reversed(ckpt_io.step_files(run_dir)):
-        try:
-            ckpt_io.read_info(path)
-            return path
-        except ckpt_io.CheckpointError:
-            continue
-    return None
 
 
 def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, *,
@@ -135,10 +99,10 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
     if resume_path is not None:
         loaded = ckpt_io.load(resume_path, device="cpu", with_state=True)
         model, info, state = loaded.model, loaded.info, loaded.state
-        _check_tokenizer(loaded.tokenizer, data, resume_path)
+        check_tokenizer(loaded.tokenizer, data, resume_path)
         log(f"resuming from {resume_path} (step {info['step']})")
     elif init_from is not None:
-        _check_tokenizer(init_from.tokenizer, data, init_from.path)
+        check_tokenizer(init_from.tokenizer, data, init_from.path)
         model, state = init_from.model, {}
         log(f"fine-tuning {init_from.path} on {data.path} with a fresh optimizer and schedule")
     else:
@@ -183,9 +147,9 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
             for f in existing:
                 f.unlink()
             shutil.rmtree(out_dir / "tb", ignore_errors=True)
-        history = _read_history(metrics_path, upto=step) if resume_path is not None else []
-        _rewrite_jsonl(metrics_path, history)
-        tb = _tensorboard(out_dir / "tb")
+        history = read_history(metrics_path, upto=step) if resume_path is not None else []
+        rewrite_jsonl(metrics_path, history)
+        tb = tensorboard(out_dir / "tb")
     data_info = {"path": str(data.path), "fingerprint": data.meta["tokenizer"]["fingerprint"],
                  "bytes_per_token": data.bytes_per_token("val")}
     tokens_per_step = cfg.batch_size * cfg.grad_accum * block * world.size
@@ -278,7 +242,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
         running.zero_()
         if world.main:
             history[:] = [h for h in history if h.get("step", 0) <= step]
-            _rewrite_jsonl(metrics_path, history)
+            rewrite_jsonl(metrics_path, history)
         _emit({"kind": "rollback", "step": bad_step, "to_step": step, "reason": why})
         say(f"warning: {why} at step {bad_step}; rolled back to {path.name} (step {step}) and moved on to other "
             "batches - nothing non-finite was saved")
@@ -318,7 +282,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
     lr = lr_at(step, cfg)
     last_eval_step = step if resume_path is not None else -1
     shared_elapsed, interrupted = elapsed0, 0.0
-    with _StopFlag() as stop:
+    with StopFlag() as stop:
         while True:
             elapsed = elapsed0 + time.monotonic() - t_start
             if not world.active:
@@ -402,37 +366,3 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
         tb.close()
     log(f"stopped at step {step} ({stop_reason}); best val loss {best_val:.4f}; checkpoints in {out_dir}")
     return TrainResult(out_dir, step, stop_reason, best_val, last_path, history)
-
-
-def _check_tokenizer(enc, data: PreparedData, source) -> None:
-    if tok.fingerprint(enc) != data.meta["tokenizer"]["fingerprint"]:
-        raise DataError(f"tokenizer mismatch: {source} was trained with tokenizer {tok.fingerprint(enc)} but "
-                        f"{data.path} was prepared with {data.meta['tokenizer']['fingerprint']}; prepare the corpus "
-                        f"with the checkpoint's tokenizer: plotgpt prepare CORPUS --tokenizer-from {source}")
-
-
-def _read_history(path: Path, upto: int) -> list[dict]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            rec = json.loads(line)
-            if rec.get("step", 0) <= upto:
-                out.append(rec)
-    return out
-
-
-def _rewrite_jsonl(path: Path, records: list[dict]) -> None:
-    from .atomic import atomic_write_text
-
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
-
-
-def _tensorboard(folder: Path):
-    """A SummaryWriter when tensorboard is installed, else None (logging to JSONL only)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except Exception:  # tensorboard is optional
-        return None
-    return SummaryWriter(str(folder))

@@ -1,7 +1,6 @@
 """The plotgpt CLI end to end, on corpora the other tests never saw, and every bad input."""
 import json
 import random
-import shutil
 import subprocess
 import sys
 from pathlib import Path

@@ -4,7 +4,6 @@ nbval itself (every notebook re-executed in smoke mode, NBVAL_CHECK_OUTPUT cells
 on notebooks/*.ipynb in the same pytest session: see `make test`.
 """
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
