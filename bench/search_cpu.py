@@ -122,16 +122,12 @@ def cmd_run(a) -> None:
 
 def cmd_compile(a) -> None:
     """Does torch.compile pay for itself in the budget? Compile time against the tokens/s it buys."""
-    import time as _time
-
-    from helpers.throughput import measure_train_step
-
     s = settings(a.names[0] if a.names else "v2048-4x256-bf16")
     m, t = configs(s, s["vocab"])
     eager = measure_train_step(m, t, steps=a.steps, device="cpu")["tokens_per_s"]
-    t0 = _time.perf_counter()
+    t0 = time.perf_counter()
     compiled = measure_train_step(m, replace(t, compile=True), steps=a.steps, warmup=3, device="cpu")
-    total = _time.perf_counter() - t0
+    total = time.perf_counter() - t0
     tokens_per_step = t.batch_size * t.grad_accum * m.block_size
     compile_s = total - (a.steps + 3) * tokens_per_step / compiled["tokens_per_s"]
     budget = a.minutes * 60

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -24,8 +25,6 @@ def atomic_path(path: str | Path):
     try:
         yield Path(tmp)
         if _SLOW_WRITE_S:  # fault-injection tests widen the window in which a kill hits a half-done save
-            import time
-
             time.sleep(_SLOW_WRITE_S)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
@@ -34,6 +33,18 @@ def atomic_path(path: str | Path):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def disk_errors(what: str, kept: str):
+    """Re-raise a failed write (a full disk, a vanished folder) as one line that says what could not
+    be written and what is still intact - true of everything written through atomic_path."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, f"could not write {what}: {exc.strerror or exc}; {kept}") from exc
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -25,6 +25,7 @@ import torch
 from . import paths
 from .config import PRESETS, ModelConfig, TrainConfig, get_preset
 from .device import detect_device, pick_dtype
+from .memmap import load_data
 from .throughput import matmul_peak, measure_isolated
 
 BENCH_DOC = "plots-bench v1"
@@ -50,11 +51,8 @@ def _row(label: str, model_cfg: ModelConfig, train_cfg: TrainConfig, kinds: tupl
     for kind in kinds:
         r = measure_isolated(model_cfg, train_cfg, kind=kind, steps=steps, device=device)
         r["config"] = label
-        if "error" not in r:
-            dtype = "float16" if kind == "reference" and device.startswith("cuda") else \
-                str(pick_dtype(device, train_cfg.dtype)).replace("torch.", "")
-            r["dtype"] = dtype
-            r["mfu"] = r["tokens_per_s"] * r["flops_per_token"] / 1e9 / peaks[dtype]
+        if "error" not in r:  # MFU against the peak of the dtype the loop itself chose
+            r["mfu"] = r["tokens_per_s"] * r["flops_per_token"] / 1e9 / peaks[r["dtype"]]
         rows.append(r)
     return rows
 
@@ -72,8 +70,6 @@ def throughput(steps: int | None = None, log=print) -> dict:
     cuda = device.startswith("cuda")
     dtypes = ["bfloat16", "float16"] if cuda else ["float32", "bfloat16"]
     peaks = {d: matmul_peak(device, getattr(torch, d)) for d in dtypes}
-    if not cuda:
-        peaks["float16"] = peaks["float32"]
     log("measured matmul peak: " + ", ".join(f"{d} {v:,.0f} GFLOP/s" for d, v in peaks.items()))
     rows: list[dict] = []
     if cuda:
@@ -123,17 +119,16 @@ def quality(minutes: float = 10.0, corpus: Path = SHARED_CORPUS, work: Path | No
         return {"skipped": reason}
     model_cfg, train_cfg = get_preset(preset, **overrides)
     work = Path(work) if work else paths.root() / "bench" / "work"
-    data_dir = prepare(corpus, work / f"plots-bench-v{PRESETS[preset].vocab_size}",
-                       vocab_size=PRESETS[preset].vocab_size, progress=False, log=lambda *_: None)
+    data = load_data(prepare(corpus, work / f"plots-bench-v{PRESETS[preset].vocab_size}",
+                             vocab_size=PRESETS[preset].vocab_size, progress=False, log=lambda *_: None))
     # Evals about every minute: enough points for the curve, about 2 % of the budget.
     est_steps = minutes * 60 * 8000 / (train_cfg.batch_size * train_cfg.grad_accum * model_cfg.block_size)
     train_cfg = replace(train_cfg, max_minutes=minutes, max_iters=10**9, patience=0, sample_tokens=0,
                         eval_interval=max(int(est_steps / minutes), 20), keep_last=10**6)
     log(f"quality: {BENCH_DOC}, preset {preset}, {minutes:g} min, {torch.get_num_threads()} threads")
-    res = train(data_dir, model_cfg, train_cfg, work / "run", overwrite=True, progress=False, log=lambda *_: None)
+    res = train(data, model_cfg, train_cfg, work / "run", overwrite=True, progress=False, log=lambda *_: None)
     best = checkpoint.load(work / "run" / "best.safetensors")
     t0 = time.time()
-    data = _load(data_dir)
     stride = best.config.block_size // 2
     exact = full_loss(best.model, data, stride=stride)
     plain = full_loss(best.model, data)
@@ -147,7 +142,8 @@ def quality(minutes: float = 10.0, corpus: Path = SHARED_CORPUS, work: Path | No
     evals = [h for h in res.history if h.get("kind") == "eval"]
     out = {"bench": BENCH_DOC, "preset": preset, "minutes": minutes, "threads": torch.get_num_threads(),
            "model": {k: getattr(best.config, k) for k in ("n_layer", "n_embd", "n_head", "block_size", "vocab_size")},
-           "dtype": str(pick_dtype(detect_device(), train_cfg.dtype)).replace("torch.", ""), "steps": res.step, "tokens_seen": evals[-1]["tokens"] if evals else 0,
+           "dtype": str(pick_dtype(detect_device(), train_cfg.dtype)).replace("torch.", ""), "steps": res.step,
+           "tokens_seen": evals[-1]["tokens"] if evals else 0,
            "best_step": best.info.get("step"), "val_bpb": exact["bpb"], "val_bpb_no_overlap": plain["bpb"],
            "val_tokens": exact["tokens"], "score_s": round(time.time() - t0, 1),
            "curve": [{"minutes": h["elapsed_s"] / 60, "step": h["step"], "val_bpb": h["val_bpb"],
@@ -158,12 +154,6 @@ def quality(minutes: float = 10.0, corpus: Path = SHARED_CORPUS, work: Path | No
     log(f"quality: val bits per byte {exact['bpb']:.4f} (sliding window, stride {best.config.block_size // 2}; "
         f"{plain['bpb']:.4f} with non-overlapping windows) after {out['tokens_seen']:,} tokens in {res.step} steps")
     return out
-
-
-def _load(path):
-    from .memmap import load_data
-
-    return load_data(path)
 
 
 def markdown(result: dict) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, fields
@@ -126,7 +125,7 @@ def cmd_finetune(args) -> int:
 
 
 def _run_training(data_dir, model_cfg, train_cfg, out, args, resume=False, init_from=None) -> int:
-    from . import memmap, plots, prepare, train as T
+    from . import distributed, memmap, plots, prepare, train as T
 
     if args.max_iters is not None:
         train_cfg = C.TrainConfig(**{**asdict(train_cfg), "max_iters": args.max_iters})
@@ -137,7 +136,7 @@ def _run_training(data_dir, model_cfg, train_cfg, out, args, resume=False, init_
     t0 = time.time()
     result = T.train(data, model_cfg, train_cfg, out, resume=resume, overwrite=args.overwrite, init_from=init_from,
                      device=args.device, progress=not args.quiet, log=_log)
-    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 reports for everyone
+    if distributed.launched_rank() != 0:  # torchrun: rank 0 reports for everyone
         return 0
     png = plots.save_loss_plot(result.history, Path(out) / "loss.png", title=f"{Path(out).name}")
     best = Path(out) / "best.safetensors"
@@ -263,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(CSV default: Title, when present)")
     sp.add_argument("--tokenizer", choices=("bpe", "gpt2"), default="bpe",
                     help="bpe: train a domain BPE here (offline); gpt2: tiktoken's GPT-2 BPE (default %(default)s)")
-    sp.add_argument("--vocab-size", type=int, default=4096, help="domain BPE vocabulary (default %(default)s)")
+    sp.add_argument("--vocab-size", type=int, default=C.PRESETS["cpu"].vocab_size,
+                    help="domain BPE vocabulary (default %(default)s, what the cpu preset was tuned with)")
     sp.add_argument("--tokenizer-from", metavar="PATH",
                     help="reuse a tokenizer: a tokenizer.json, a prepared folder or a checkpoint (for fine-tuning)")
     sp.add_argument("--val-fraction", type=float, default=0.1, help="last share of documents for val (default 0.1)")

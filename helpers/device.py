@@ -79,7 +79,7 @@ def keep_freed_memory() -> bool:
     price is that the process keeps its peak memory until it exits. Returns whether it applied.
     """
     global _MALLOC_TUNED
-    if _MALLOC_TUNED or not platform.system() == "Linux" or platform.libc_ver()[0] != "glibc":
+    if _MALLOC_TUNED or platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return _MALLOC_TUNED
     import ctypes
 

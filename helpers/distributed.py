@@ -34,12 +34,17 @@ class World:
         return self.size > 1
 
 
+def launched_rank() -> int:
+    """This process's rank as torchrun set it (0 when not launched by torchrun)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup(device: str) -> tuple[World, str]:
     """Join the process group torchrun describes (if any); return the world and this rank's device."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return World(), device
-    world = World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
+    world = World(launched_rank(), size, int(os.environ.get("LOCAL_RANK", "0")))
     if device.startswith("cuda"):
         device = f"cuda:{world.local_rank}"
         torch.cuda.set_device(device)

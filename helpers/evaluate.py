@@ -55,9 +55,9 @@ def full_loss(model, data: PreparedData, split: str = "val", *, batch_size: int 
     `stride` = None scores consecutive, non-overlapping windows: the first token of each window
     sees no context, and on average a token sees half a block. A smaller stride slides the window
     and scores only its last `stride` tokens (the last window is a full block ending at the last
-    token), so every token after the first window sees at least block - stride tokens of context - a fairer figure for what the model can do, at
-    block / stride times the compute. Returns loss per token, bits per byte (the plots-bench metric)
-    and the token count.
+    token), so every token after the first window sees at least block - stride tokens of context:
+    a fairer figure for what the model can do, at block / stride times the compute. Returns loss
+    per token, bits per byte (the plots-bench metric) and the token count.
     """
     was_training = model.training
     model.eval()

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from . import corpus, paths
 from . import tokenizer as tok
-from .atomic import atomic_path, atomic_write_text
+from .atomic import atomic_path, atomic_write_text, disk_errors
 from .memmap import META_VERSION, TokenWriter, load_data
 
 
@@ -43,18 +43,6 @@ def check_writable(folder: Path) -> None:
         (folder / ".write-test").unlink()
     except OSError as exc:
         raise corpus.CorpusError(f"cannot write to {folder} ({exc.strerror or exc}); choose another --out") from None
-
-
-@contextlib.contextmanager
-def _disk_errors(out: Path):
-    """A full disk mid-encoding: say what happened and that the previous data is untouched."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno is None:
-            raise
-        raise OSError(exc.errno, f"could not write the memmaps in {out}: {exc.strerror or exc}; any data prepared "
-                      "there before is intact - free some space and run prepare again") from exc
 
 
 def prepare(source: str | Path, out: str | Path | None = None, *, fmt: str | None = None,
@@ -97,7 +85,8 @@ def prepare(source: str | Path, out: str | Path | None = None, *, fmt: str | Non
 
     stats = {s: {"documents": 0, "tokens": 0, "bytes": 0, "characters": 0} for s in ("train", "val")}
     eot = enc.eot_token
-    with _disk_errors(out), contextlib.ExitStack() as stack:
+    with disk_errors(f"the memmaps in {out}", "any data prepared there before is intact - free some space and "
+                     "run prepare again"), contextlib.ExitStack() as stack:
         tmp = {s: stack.enter_context(atomic_path(out / f"{s}.bin")) for s in ("train", "val")}
         files = {s: stack.enter_context(open(tmp[s], "wb")) for s in ("train", "val")}
         writers = {s: TokenWriter(files[s], enc.n_vocab) for s in ("train", "val")}

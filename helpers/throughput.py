@@ -135,7 +135,8 @@ def _rowwise_batch(arr: np.ndarray, B: int, T: int, device: str):
 
 
 def make_step(kind: str, model_cfg: ModelConfig, train_cfg: TrainConfig, device: str, arr: np.ndarray):
-    """Return (step function, model) for one kind of training loop; each call is one optimizer step."""
+    """Return (step function, model, compute dtype) for one kind of training loop; each call of the
+    step function is one optimizer step."""
     B, T = train_cfg.batch_size, model_cfg.block_size
     gen = torch.Generator().manual_seed(0)
     if kind == "plotgpt":
@@ -162,7 +163,7 @@ def make_step(kind: str, model_cfg: ModelConfig, train_cfg: TrainConfig, device:
             scaler.step(opt)
             scaler.update()
             opt.zero_grad(set_to_none=True)
-        return step, model
+        return step, model, dtype
 
     if kind == "reference":
         # The reference trained in fp16 autocast + GradScaler on its GPU; on a CPU, plain fp32.
@@ -193,7 +194,7 @@ def make_step(kind: str, model_cfg: ModelConfig, train_cfg: TrainConfig, device:
         scaler.update()
         opt.zero_grad(set_to_none=True)
         loss.item()  # the per-step host sync of a loop that logs every step
-    return step, model
+    return step, model, dtype
 
 
 def measure_train_step(model_cfg: ModelConfig, train_cfg: TrainConfig, *, kind: str = "plotgpt",
@@ -204,7 +205,7 @@ def measure_train_step(model_cfg: ModelConfig, train_cfg: TrainConfig, *, kind: 
     rng = np.random.default_rng(0)
     arr = rng.integers(0, model_cfg.vocab_size, size=max(1 << 20, 4 * model_cfg.block_size), dtype=np.uint16)
     torch.manual_seed(0)
-    step, model = make_step(kind, model_cfg, train_cfg, device, arr)
+    step, model, dtype = make_step(kind, model_cfg, train_cfg, device, arr)
     for _ in range(warmup):
         step()
     if cuda:
@@ -218,7 +219,7 @@ def measure_train_step(model_cfg: ModelConfig, train_cfg: TrainConfig, *, kind: 
     dt = time.perf_counter() - t0
     tokens = steps * train_cfg.batch_size * train_cfg.grad_accum * model_cfg.block_size
     n = model.num_params()
-    out = {"kind": kind, "device": device, "params_M": round(n / 1e6, 2), "tokens_per_s": tokens / dt,
+    out = {"kind": kind, "device": device, "dtype": str(dtype).replace("torch.", ""), "params_M": round(n / 1e6, 2), "tokens_per_s": tokens / dt,
            "step_s": dt / steps, "flops_per_token": flops_per_token(model_cfg, n), "threads": torch.get_num_threads()}
     if cuda:
         out["peak_mem_GB"] = torch.cuda.max_memory_allocated() / 1e9

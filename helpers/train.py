@@ -23,7 +23,7 @@ from . import checkpoint as ckpt_io
 from . import distributed as D
 from . import sample
 from . import tokenizer as tok
-from .atomic import folder_lock
+from .atomic import disk_errors, folder_lock
 from .config import ModelConfig, TrainConfig
 from .device import autocast, detect_device, keep_freed_memory, pick_dtype, seed_everything
 from .evaluate import bits_per_byte, estimate_loss
@@ -56,6 +56,14 @@ class TrainResult:
 def _padded_vocab(n: int) -> int:
     """Round the embedding table up to a multiple of 64: faster matmuls (GPT-2's 50257 -> 50304)."""
     return min(-(-n // 64) * 64, tok.MAX_VOCAB)
+
+
+def _restore(optimizer, scaler, batch_gen: torch.Generator, info: dict, state: dict) -> None:
+    """Optimizer, loss scaler and batch stream from a full checkpoint (for resume and for rollback)."""
+    optimizer_from_tensors(optimizer, state, info["optimizer_groups"])
+    if info.get("scaler"):
+        scaler.load_state_dict(info["scaler"])
+    batch_gen.set_state(state["rng_batch"])  # the global batch stream: the same on every rank
 
 
 def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainConfig, out_dir: str | Path, *,
@@ -123,12 +131,9 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
     batch_gen = torch.Generator().manual_seed(cfg.seed)
     step, best_val, evals_since_best, tokens_seen, elapsed0 = 0, math.inf, 0, 0, 0.0
     if resume_path is not None:
-        optimizer_from_tensors(optimizer, state, info["optimizer_groups"])
-        if info.get("scaler"):
-            scaler.load_state_dict(info["scaler"])
+        _restore(optimizer, scaler, batch_gen, info, state)
         if world.main:
             torch.set_rng_state(state["rng_torch"])
-        batch_gen.set_state(state["rng_batch"])  # the global batch stream: the same on every rank
         if device.startswith("cuda") and "rng_cuda" in state:
             torch.cuda.set_rng_state(state["rng_cuda"])
         step, best_val = info["step"], info["best_val"]
@@ -171,11 +176,8 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
             tensors["rng_batch"] = batch_state  # as it was before the batch already fetched for the next step
             if device.startswith("cuda"):
                 tensors["rng_cuda"] = torch.cuda.get_rng_state()
-        try:
+        with disk_errors(path, "the earlier checkpoints are intact - free some space, then continue with --resume"):
             return ckpt_io.save(path, model, data.tokenizer, info_out, tensors)
-        except OSError as exc:  # a full disk, a vanished folder: the earlier checkpoints are untouched
-            raise OSError(exc.errno, f"could not write {path}: {exc.strerror or exc}; the earlier checkpoints are "
-                          "intact - free some space, then continue with --resume") from exc
 
     def evaluate_and_save() -> dict:
         nonlocal best_val, evals_since_best
@@ -229,10 +231,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
                                      f"checkpoint is {path} - lower --lr (now {cfg.lr:g}) and resume from it")
         good = ckpt_io.load(path, device="cpu", with_state=True)
         model.load_state_dict(good.model.state_dict())
-        optimizer_from_tensors(optimizer, good.state, good.info["optimizer_groups"])
-        if good.info.get("scaler"):
-            scaler.load_state_dict(good.info["scaler"])
-        batch_gen.set_state(good.state["rng_batch"])
+        _restore(optimizer, scaler, batch_gen, good.info, good.state)
         torch.randint(2, (rollbacks,), generator=batch_gen)  # step the stream on: other windows this time
         step, best_val, tokens_seen = good.info["step"], good.info["best_val"], good.info["tokens_seen"]
         evals_since_best, last_eval_step = good.info["evals_since_best"], good.info["step"]
