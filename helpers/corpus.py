@@ -13,6 +13,7 @@ Every reader yields one cleaned document (a str) at a time, so a large corpus st
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -25,6 +26,12 @@ from typing import Iterable, Iterator
 FORMATS = ("txt", "dir", "csv", "jsonl", "cmu")
 DEFAULT_SEPARATOR = "==="
 EOT_MARKER = "<|endoftext|>"
+# Streaming bounds: a line is read at most CHUNK_BYTES at a time, and a document that grows past
+# MAX_DOC_CHARS (a wrong --separator, or a 1 GB file on one line) is cut at whitespace into pieces,
+# so memory stays bounded whatever the input. Records of csv/jsonl/cmu must fit MAX_RECORD_BYTES.
+CHUNK_BYTES = 1 << 20
+MAX_DOC_CHARS = 1_000_000
+MAX_RECORD_BYTES = 64 << 20
 # Wikipedia-style citation markers: [1], [23], [a], [citation needed], [note 3]
 _CITATION = re.compile(r"\[(?:\d{1,4}|[a-z]|citation needed|note \d+|clarification needed)\]", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -66,8 +73,13 @@ def detect_format(path: str | Path) -> str:
 
 
 def read_documents(path: str | Path, fmt: str | None = None, *, separator: str = DEFAULT_SEPARATOR,
-                   column: str = "Plot", field: str = "text", title: str | None = None) -> Iterator[str]:
-    """Yield the cleaned, non-empty documents of a corpus."""
+                   column: str = "Plot", field: str = "text", title: str | None = None,
+                   max_doc_chars: int = MAX_DOC_CHARS, on_cut=None) -> Iterator[str]:
+    """Yield the cleaned, non-empty documents of a corpus, streaming: memory stays bounded.
+
+    A txt document longer than `max_doc_chars` is cut at whitespace into pieces of at most that
+    size (each then trains as its own document); `on_cut()` is called once per cut.
+    """
     path = Path(path)
     if not path.exists():
         raise CorpusError(f"{path} does not exist")
@@ -80,11 +92,11 @@ def read_documents(path: str | Path, fmt: str | None = None, *, separator: str =
         files = sorted(path.rglob("*.txt"))
         if not files:
             raise CorpusError(f"{path} holds no .txt files")
-        raw: Iterable[str] = (d for f in files for d in _txt_docs(f, separator))
+        raw: Iterable[str] = (d for f in files for d in _txt_docs(f, separator, max_doc_chars, on_cut))
     elif path.is_dir():
         raise CorpusError(f"{path} is a folder; use --format dir")
     elif fmt == "txt":
-        raw = _txt_docs(path, separator)
+        raw = _txt_docs(path, separator, max_doc_chars, on_cut)
     elif fmt == "csv":
         raw = _csv_docs(path, column, title if title is not None else "Title")
     elif fmt == "jsonl":
@@ -104,49 +116,133 @@ def _check_not_binary(path: Path) -> None:
         raise CorpusError(f"{path} looks like a binary file, not text; give a UTF-8 text, CSV or JSONL file")
 
 
-def _lines(path: Path) -> Iterator[str]:
-    """Lines of a UTF-8 text file ending in \\n, whatever its line endings; a BOM is dropped.
 
-    Decoded line by line (not by chunks) so an encoding error names the right line.
+
+def _pieces(path: Path, chunk: int | None = None) -> Iterator[str]:
+    """The text of a UTF-8 file in pieces of at most `chunk` bytes, line endings made \\n, BOM dropped.
+
+    Every \\n ends a line; a piece that does not end in \\n continues on the next piece (the last
+    piece of the file always ends in \\n). Decoding is incremental, so a character split between
+    two pieces is joined, and an encoding error names its line.
     """
     _check_not_binary(path)
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()  # -sig: drops a BOM at the start only
+    held = ""  # a trailing \r, held until we know whether \n follows
+    n, ended = 1, True
     with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
+        while raw := f.readline(chunk or CHUNK_BYTES):
             try:
-                line = raw.decode("utf-8")
+                text = held + decoder.decode(raw)
             except UnicodeDecodeError as exc:
-                raise CorpusError(f"{path} is not valid UTF-8 (line {n}, byte 0x{raw[exc.start]:02x}); convert it "
+                bad = exc.object[exc.start] if exc.start < len(exc.object) else 0
+                raise CorpusError(f"{path} is not valid UTF-8 (line {n}, byte 0x{bad:02x}); convert it "
                                   "first, e.g. iconv -f latin1 -t utf-8") from None
-            if n == 1:
-                line = line.removeprefix("\ufeff")
-            if "\r" in line:  # Windows (\r\n) and old Mac (\r) endings
-                yield from line.replace("\r\n", "\n").replace("\r", "\n").splitlines(keepends=True)
-            else:
-                yield line
+            held = ""
+            if text.endswith("\r"):
+                text, held = text[:-1], "\r"
+            if "\r" in text:  # Windows (\r\n) and old Mac (\r) endings
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
+            if text:
+                n += text.count("\n")
+                ended = text.endswith("\n")
+                yield text
+    try:
+        tail = ("\n" if held else "") + decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise CorpusError(f"{path} is not valid UTF-8 (it ends inside a character, line {n}); convert it "
+                          "first, e.g. iconv -f latin1 -t utf-8") from None
+    if tail or not ended:
+        yield tail if tail.endswith("\n") else tail + "\n"
 
 
-def _txt_docs(path: Path, separator: str) -> Iterator[str]:
+def _split_lines(text: str) -> list[str]:
+    """`text` split after every \\n (only \\n: str.splitlines would also split on \\x85, \\u2028...)."""
+    parts = text.split("\n")
+    return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
+def _lines(path: Path) -> Iterator[str]:
+    """Whole lines ending in \\n, for formats whose records are lines (csv, jsonl, cmu)."""
+    buf: list[str] = []
+    size, n = 0, 1
+    for piece in _pieces(path):
+        for part in _split_lines(piece):
+            buf.append(part)
+            size += len(part)
+            if size > MAX_RECORD_BYTES:
+                raise CorpusError(f"{path} line {n} is longer than {MAX_RECORD_BYTES:,} characters; one record "
+                                  "that large is not supported - is this the right --format?")
+            if part.endswith("\n"):
+                yield "".join(buf)
+                buf, size, n = [], 0, n + 1
+
+
+def _txt_docs(path: Path, separator: str, max_chars: int = MAX_DOC_CHARS, on_cut=None) -> Iterator[str]:
     blank_mode = separator.strip().lower() in ("", "blank")
     inline = separator == EOT_MARKER
     sep = separator.strip()
     buf: list[str] = []
-    for line in _lines(path):
-        if inline and sep in line:
-            parts = line.split(sep)
-            buf.append(parts[0])
-            for part in parts[1:]:
-                yield "".join(buf)
-                buf = [part]
-            continue
-        stripped = line.strip()
-        if (blank_mode and not stripped) or (not blank_mode and stripped == sep):
-            if buf:
-                yield "".join(buf)
-            buf = []
+    size = 0
+    line, long_line = "", False  # the line being assembled from pieces; whether it is past 4 kB
+    carry = ""  # inline mode: the end of a piece that may be the start of a split marker
+
+    def flush():
+        nonlocal buf, size
+        doc = "".join(buf)
+        buf, size = [], 0
+        return doc
+
+    for piece in _pieces(path):
+        if inline:
+            piece, carry = carry + piece, ""
+            if not piece.endswith("\n"):
+                k = next((k for k in range(len(sep) - 1, 0, -1) if piece.endswith(sep[:k])), 0)
+                if k:
+                    piece, carry = piece[:-k], piece[-k:]
+            parts = piece.split(sep)
+            for part in parts[:-1]:
+                buf.append(part)
+                yield flush()
+            buf.append(parts[-1])
+            size += len(parts[-1])
         else:
-            buf.append(line)
-    if buf:
-        yield "".join(buf)
+            for part in _split_lines(piece):
+                if long_line:  # the rest of a line already known to be text
+                    buf.append(part)
+                    size += len(part)
+                    long_line = not part.endswith("\n")
+                    continue
+                line += part
+                if not line.endswith("\n"):
+                    if len(line) > 4096:  # too long to be a separator line, unless it is mostly spaces
+                        if line.strip() in ("", sep):  # clean() drops the spaces anyway
+                            line = line.strip() + " "
+                        else:
+                            buf.append(line)
+                            size += len(line)
+                            line, long_line = "", True
+                    continue
+                stripped = line.strip()
+                if (blank_mode and not stripped) or (not blank_mode and stripped == sep):
+                    if buf:
+                        yield flush()
+                else:
+                    buf.append(line)
+                    size += len(line)
+                line = ""
+        if size > max_chars:  # a runaway document: cut it at whitespace into bounded pieces
+            text = flush()
+            while len(text) > max_chars:
+                cut = max(text.rfind(" ", 0, max_chars), text.rfind("\n", 0, max_chars))
+                cut = cut if cut > max_chars // 2 else max_chars
+                if on_cut is not None:
+                    on_cut()
+                yield text[:cut]
+                text = text[cut:]
+            buf, size = [text], len(text)
+    buf.append(carry)
+    if any(buf):
+        yield flush()
 
 
 def _csv_docs(path: Path, column: str, title_column: str | None) -> Iterator[str]:

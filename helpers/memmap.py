@@ -110,8 +110,10 @@ def get_batch(data: np.ndarray, batch_size: int, block_size: int, generator: tor
 
 def token_stats(data: PreparedData, split: str = "train", top: int = 10) -> dict:
     """Corpus statistics as the reference notebook printed them."""
-    ids = np.asarray(data.tokens(split))
-    counts = np.bincount(ids, minlength=data.vocab_size)
+    counts = np.zeros(data.vocab_size, dtype=np.int64)
+    with open(data.path / f"{split}.bin", "rb") as f:  # in slices, so a huge split needs little memory
+        while (ids := np.fromfile(f, dtype=np.uint16, count=1 << 24)).size:
+            counts += np.bincount(ids, minlength=data.vocab_size)
     order = np.argsort(-counts, kind="stable")
     used = order[counts[order] > 0]
     s = data.meta["splits"][split]

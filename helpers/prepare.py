@@ -35,6 +35,17 @@ def default_out(source: Path) -> Path:
     return paths.data_root() / (name or "corpus")
 
 
+def _batch(docs, max_docs: int = 256, max_chars: int = 4_000_000) -> list[str]:
+    """The next documents to encode together: many short ones, or a few long ones (bounded memory)."""
+    batch, size = [], 0
+    for doc in docs:
+        batch.append(doc)
+        size += len(doc)
+        if len(batch) >= max_docs or size >= max_chars:
+            break
+    return batch
+
+
 def check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -65,12 +76,19 @@ def prepare(source: str | Path, out: str | Path | None = None, *, fmt: str | Non
         raise corpus.CorpusError(f"{source} is empty")
     check_writable(out)
 
-    def docs():
-        return corpus.read_documents(source, fmt, separator=separator, column=column, field=field, title=title)
+    def docs(on_cut=None):
+        return corpus.read_documents(source, fmt, separator=separator, column=column, field=field, title=title,
+                                     on_cut=on_cut)
 
-    n_docs = sum(1 for _ in docs())
+    cuts, n_docs, n_chars = [], 0, 0
+    for doc in tqdm(docs(on_cut=lambda: cuts.append(1)), desc="reading", unit="doc", delay=2, disable=not progress):
+        n_docs += 1
+        n_chars += len(doc)
     if n_docs == 0:
         raise corpus.CorpusError(f"{source} holds no text")
+    if cuts:
+        log(f"note: {len(cuts):,} cuts made in documents longer than {corpus.MAX_DOC_CHARS:,} characters (each piece "
+            f"trains as its own document); if that is wrong, check the separator (now {separator!r})")
     n_train, n_val = corpus.split_counts(n_docs, val_fraction)
     log(f"read {n_docs:,} documents from {source}: {n_train:,} train, {n_val:,} val (split by document, in file order)")
 
@@ -80,7 +98,8 @@ def prepare(source: str | Path, out: str | Path | None = None, *, fmt: str | Non
     elif tokenizer == "gpt2":
         enc = tok.gpt2()
     else:
-        log(f"training a {vocab_size:,}-token byte-level BPE on the train split (rustbpe)...")
+        cap = f" (its first {tok.TRAIN_MAX_CHARS:,} characters)" if n_chars > tok.TRAIN_MAX_CHARS else ""
+        log(f"training a {vocab_size:,}-token byte-level BPE on the train split{cap} (rustbpe)...")
         enc = tok.train_bpe(itertools.islice(docs(), n_train), vocab_size)
 
     stats = {s: {"documents": 0, "tokens": 0, "bytes": 0, "characters": 0} for s in ("train", "val")}
@@ -93,7 +112,7 @@ def prepare(source: str | Path, out: str | Path | None = None, *, fmt: str | Non
         bar = tqdm(total=n_docs, desc="encoding", unit="doc", disable=not progress)
         it = docs()
         index = 0
-        while batch := list(itertools.islice(it, 256)):
+        while batch := _batch(it):
             for doc, ids in zip(batch, enc.encode_ordinary_batch(batch)):
                 split = "train" if index < n_train else "val"
                 writers[split].write([eot, *ids])  # each document opens with <|endoftext|>

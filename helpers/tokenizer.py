@@ -10,7 +10,7 @@ import base64
 import hashlib
 import json
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import tiktoken
 
@@ -36,18 +36,46 @@ def gpt2() -> tiktoken.Encoding:
             "here instead, or run once online so tiktoken caches gpt2") from None
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int = 4096, name: str | None = None) -> tiktoken.Encoding:
-    """Train a byte-level BPE on `texts` with rustbpe; return it as a tiktoken Encoding.
+# A BPE learns its merges from word counts, which settle long before 100 M characters; the
+# cap keeps a huge corpus's tokenizer training short and its memory bounded.
+TRAIN_MAX_CHARS = 100_000_000
+_TRAIN_PIECE = 1 << 16  # texts are fed to rustbpe in pieces of at most this many characters
 
-    `vocab_size` counts the 256 byte tokens, the merges and <|endoftext|> (the last id).
+
+def train_bpe(texts: Iterable[str], vocab_size: int = 4096, name: str | None = None,
+              max_chars: int = TRAIN_MAX_CHARS) -> tiktoken.Encoding:
+    """Train a byte-level BPE on `texts` (their first `max_chars` characters) with rustbpe.
+
+    Returned as a tiktoken Encoding. `vocab_size` counts the 256 byte tokens, the merges and
+    <|endoftext|> (the last id).
     """
     import rustbpe
 
     check_vocab_size(vocab_size)
     trainer = rustbpe.Tokenizer()
-    trainer.train_from_iterator(iter(texts), vocab_size - 1, pattern=GPT2_PATTERN)
+    # rustbpe buffers `buffer_size` texts at a time: bounded pieces keep that buffer bounded.
+    trainer.train_from_iterator(_bounded(texts, max_chars), vocab_size - 1, buffer_size=1024, pattern=GPT2_PATTERN)
     ranks = {bytes(tok): rank for tok, rank in trainer.get_mergeable_ranks()}
     return _encoding(name or f"plotgpt-bpe-{vocab_size}", GPT2_PATTERN, ranks)
+
+
+def _bounded(texts: Iterable[str], max_chars: int) -> Iterator[str]:
+    """The texts, cut before a space into pieces of at most _TRAIN_PIECE characters, up to max_chars.
+
+    Cutting before a space keeps GPT-2's pre-tokens (" word") whole, so the counts barely change.
+    """
+    left = max_chars
+    for text in texts:
+        if left <= 0:
+            return
+        text = text[:left]
+        left -= len(text)
+        while len(text) > _TRAIN_PIECE:
+            cut = text.rfind(" ", 1, _TRAIN_PIECE)
+            cut = cut if cut > 0 else _TRAIN_PIECE
+            yield text[:cut]
+            text = text[cut:]
+        yield text
 
 
 def check_vocab_size(vocab_size: int) -> None:

@@ -119,3 +119,44 @@ def test_shared_corpus_reads_as_documented():
     docs = list(read_documents(SHARED))
     assert len(docs) == 1649
     assert all(d.startswith("Title: ") for d in docs)
+
+
+def _awkward_text(seed: int) -> str:
+    """Multi-byte characters, every line ending, separators and end-of-text markers, mixed at random."""
+    import random
+    rng = random.Random(seed)
+    bits = ["café", " naïve", "—", "“quoted”", " 😀", "a", " b", "\r\n", "\n", "\r", "\n===\n", "<|endoftext|>",
+            "\n\n", "\x00", "  ", "\t", "<|endo", "==="]
+    return "\ufeff" + "".join(rng.choice(bits) for _ in range(400))
+
+
+@pytest.mark.parametrize("sep", ["===", "blank", "<|endoftext|>"])
+def test_streaming_in_tiny_chunks_reads_exactly_what_one_read_does(tmp_path, monkeypatch, sep):
+    """Chunk boundaries fall inside characters, \\r\\n pairs and markers; the documents must not change."""
+    for seed in range(12):
+        p = write(tmp_path / f"c{seed}.txt", _awkward_text(seed).encode("utf-8"))
+        whole = list(read_documents(p, separator=sep))
+        assert "".join(corpus._pieces(p)).count("\n") > 5
+        for chunk in (1, 2, 3, 5, 7):
+            monkeypatch.setattr(corpus, "CHUNK_BYTES", chunk)
+            assert list(read_documents(p, separator=sep)) == whole, (seed, chunk)
+            assert "\r" not in "".join(corpus._pieces(p)) and "\ufeff" not in "".join(corpus._pieces(p))
+        monkeypatch.undo()
+
+
+def test_a_runaway_document_is_cut_at_whitespace_into_bounded_pieces(tmp_path, monkeypatch):
+    words = [f"w{i}é" for i in range(5000)]
+    p = write(tmp_path / "one-line.txt", " ".join(words).encode("utf-8"))  # one line, no separator
+    monkeypatch.setattr(corpus, "CHUNK_BYTES", 64)
+    cuts = []
+    docs = list(read_documents(p, max_doc_chars=1000, on_cut=lambda: cuts.append(1)))
+    assert len(docs) > 30 and len(cuts) == len(docs) - 1
+    assert max(map(len, docs)) <= 1000
+    assert " ".join(docs).split() == words  # cut only between words, nothing lost
+
+
+def test_a_huge_record_in_a_line_format_is_refused_clearly(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus, "MAX_RECORD_BYTES", 100)
+    p = write(tmp_path / "big.jsonl", '{"text": "ok"}\n{"text": "' + "x" * 500 + '"}\n')
+    with pytest.raises(CorpusError, match="line 2 is longer than 100 characters"):
+        list(read_documents(p))

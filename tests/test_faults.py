@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -149,3 +150,66 @@ def test_a_full_disk_while_writing_the_memmaps_keeps_the_previous_prepared_data(
         prepare(SAMPLE, out, vocab_size=400, progress=False, log=lambda *_: None)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temp files, nothing changed
     assert load_data(out).vocab_size == 300
+
+
+def _one_line_file(path, target_bytes: int) -> int:
+    """A file of `target_bytes` or a little more on ONE line: words with multi-byte characters, no
+    separator. Its repeating block is not a power of two long, so read boundaries fall everywhere,
+    inside characters too. Returns the number of characters once stripped."""
+    import random
+    rng = random.Random(0)
+    syll = ["ka", "ro", "mé", "li", "tü", "sa", "ne", "do", "vi", "ß", "an", "to", "—", "“", "”", "rel", "pa", "1"]
+    words = ["".join(rng.choice(syll) for _ in range(rng.randint(1, 4))) for _ in range(3000)]
+    block = " ".join(rng.choice(words) for _ in range(160_000)) + " "
+    raw, repeats = block.encode("utf-8"), 0
+    with open(path, "wb") as f:
+        while repeats * len(raw) < target_bytes:
+            f.write(raw)
+            repeats += 1
+    return repeats * len(block) - 1  # the last space is stripped
+
+
+@pytest.mark.slow
+def test_a_one_gigabyte_single_line_file_streams_in_bounded_memory(tmp_path, cli_env):
+    import os
+    from helpers.memmap import load_data
+
+    big = tmp_path / "one-line.txt"
+    n_chars = _one_line_file(big, 1 << 30)
+    proc = subprocess.Popen([sys.executable, "-m", "helpers", "prepare", str(big), "--out", str(tmp_path / "data"),
+                             "--quiet"], env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out
+    peak_mb = usage.ru_maxrss / 1024  # kB on Linux
+    print(f"1 GiB single line: peak RSS {peak_mb:.0f} MB")
+    assert peak_mb < 800, f"peak memory {peak_mb:.0f} MB for a {big.stat().st_size >> 20} MB file: not streamed"
+    assert "cuts made in documents longer than" in out and "check the separator" in out  # the user is told
+
+    data = load_data(tmp_path / "data")
+    s = data.meta["splits"]
+    n_docs = s["train"]["documents"] + s["val"]["documents"]
+    assert n_docs >= n_chars // 1_000_000  # cut into pieces of at most a million characters
+    # every cut falls on a space, which is all that is lost: no character dropped or doubled
+    assert s["train"]["characters"] + s["val"]["characters"] == n_chars - (n_docs - 1)
+    val = data.tokens("val")
+    with open(big, "rb") as f:
+        f.seek(-4000, os.SEEK_END)
+        tail = f.read().decode("utf-8", errors="ignore").rstrip()
+    decoded = data.tokenizer.decode(val[-1500:].tolist())
+    assert tail[-2000:] in decoded  # the very end of the file arrived intact
+
+
+def test_bom_mixed_line_endings_and_nul_bytes_prepare_to_clean_documents(tmp_path):
+    from helpers.memmap import load_data
+    from helpers.prepare import prepare
+
+    body = "Title: A {i}\r\nPlot: One\x00 day\rshe left.\n===\r\nTitle: B {i}\nPlot: café\x00 “ok”.\r\n===\n"
+    src = tmp_path / "messy.txt"
+    src.write_bytes(b"\xef\xbb\xbf" + "".join(body.format(i=i) for i in range(40)).encode("utf-8"))
+    data = load_data(prepare(src, tmp_path / "data", vocab_size=300, progress=False, log=lambda *_: None))
+    text = data.tokenizer.decode(np.concatenate([data.tokens("train"), data.tokens("val")]).tolist())
+    docs = [d for d in text.split("<|endoftext|>") if d]
+    assert len(docs) == 80
+    assert docs[0] == "Title: A 0\nPlot: One day\nshe left." and docs[1] == "Title: B 0\nPlot: café “ok”."
+    assert not any(c in text for c in "\r\x00\ufeff")
