@@ -174,6 +174,9 @@ def make_step(kind: str, model_cfg: ModelConfig, train_cfg: TrainConfig, device:
     elif kind == "nanogpt":
         dtype = pick_dtype(device, train_cfg.dtype)
         model = GPT(replace(model_cfg, bias=False)).to(device)
+        for m in model.modules():  # nanoGPT: the fused attention kernel whatever the dtype
+            if hasattr(m, "kernel"):
+                m.kernel = "sdpa"
         # nanoGPT: fused AdamW only when device_type == 'cuda'; otherwise the default (foreach) kernel
         opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, betas=(0.9, 0.95), weight_decay=0.1,
                                 fused=True if device.startswith("cuda") else None)

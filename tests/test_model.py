@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from helpers.config import ModelConfig, PRESETS, get_preset
-from helpers.model import GPT
+from helpers.model import GPT, dropout_mask
 
 CFG = ModelConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=32)
 
@@ -25,7 +25,16 @@ def test_shapes_and_loss_at_init_is_about_ln_vocab(model):
     assert logits.shape == (3, 1, 97) and loss is None
 
 
-def test_attention_is_causal(model):
+def _set_kernel(model, kernel):
+    for m in model.modules():
+        if hasattr(m, "kernel"):
+            m.kernel = kernel
+    return model
+
+
+@pytest.mark.parametrize("kernel", ["sdpa", "explicit"])
+def test_attention_is_causal(model, kernel):
+    _set_kernel(model, kernel)
     x = torch.randint(97, (1, 16))
     x2 = x.clone()
     x2[0, 10:] = (x2[0, 10:] + 1) % 97  # change only the future
@@ -131,3 +140,48 @@ def test_bad_sampling_settings(model):
         model.generate(torch.tensor([[1]]), 2, temperature=0)
     with pytest.raises(ValueError, match="top_p"):
         model.generate(torch.tensor([[1]]), 2, top_p=1.5)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 3e-2)])
+def test_explicit_attention_computes_what_the_fused_kernel_does(model, dtype, tol):
+    x, y = torch.randint(97, (4, 16)), torch.randint(97, (4, 16))
+    with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+        fused, loss_f = _set_kernel(model, "sdpa")(x, y)
+        explicit, loss_e = _set_kernel(model, "explicit")(x, y)
+    assert (fused.float() - explicit.float()).abs().max() < tol
+    assert abs(loss_f.item() - loss_e.item()) < tol
+    assert model.transformer.h[0].attn.use_explicit(torch.zeros(1, dtype=torch.bfloat16)) is True
+    _set_kernel(model, "auto")
+    attn = model.transformer.h[0].attn
+    assert attn.use_explicit(torch.zeros(1, dtype=torch.bfloat16)) and not attn.use_explicit(torch.zeros(1))
+
+
+@pytest.mark.parametrize("p", [0.1, 0.2, 0.5])
+def test_dropout_mask_drops_p_and_keeps_the_mean(p):
+    torch.manual_seed(0)
+    m = dropout_mask(torch.Size((64, 128, 128)), p, torch.float32, torch.device("cpu"))  # 1M elements
+    kept = m > 0
+    values = m.unique().tolist()
+    assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / (1 - p), rel=1e-4)
+    assert abs((~kept).float().mean().item() - p) < 0.003  # 1M draws: the std of the rate is < 0.0005
+    assert abs(m.mean().item() - 1.0) < 0.005
+    # no structure: each of the 4 int16 lanes of a 64-bit draw drops at the same rate
+    lanes = (~kept).reshape(-1, 4).float().mean(0)
+    assert (lanes - p).abs().max() < 0.006
+    torch.manual_seed(0)
+    assert torch.equal(m, dropout_mask(torch.Size((64, 128, 128)), p, torch.float32, torch.device("cpu")))
+
+
+def test_training_mode_dropout_is_random_and_eval_mode_is_not():
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=32, dropout=0.2))
+    x = torch.randint(97, (2, 16))
+    for kernel in ("sdpa", "explicit"):
+        _set_kernel(model, kernel).train()
+        a, b = model(x, x)[0], model(x, x)[0]
+        assert not torch.allclose(a, b)
+        model(x, x)[1].backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+        model.zero_grad()
+        model.eval()
+        assert torch.equal(model(x, x)[0], model(x, x)[0])
