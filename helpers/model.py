@@ -44,6 +44,9 @@ class Dropout(nn.Module):
             return F.dropout(x, self.p, training=True)
         return x * dropout_mask(x.shape, self.p, x.dtype, x.device)
 
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):

@@ -500,7 +500,7 @@ print("lm_head and wte are one tensor:", theirs.lm_head.weight is theirs.transfo
 # %% [markdown]
 # `helpers.model.GPT` is the version the rest of the book uses. It is the same computation with three
 # additions: dropout (after the embeddings and in each sub-layer, off in eval mode), the fused
-# attention kernel from Chapter 2, and generation (`generate`, `generate_stream`, Chapter 6).
+# attention kernel from Chapter 2 where it is the faster one, and generation (`generate`, `generate_stream`, Chapter 6).
 #
 # ### Why weight tying
 #
