@@ -55,6 +55,7 @@ CANDIDATES: dict[str, dict] = {
     "r2-v4096-4x256-d0.3": dict(dropout=0.3, dtype="bfloat16"),
     "r2-v4096-6x256-d0.3": dict(n_layer=6, dropout=0.3, dtype="bfloat16"),
     "r2-v4096-4x384-d0.3": dict(n_embd=384, n_head=6, dropout=0.3, lr=1.5e-3, dtype="bfloat16"),
+    "r2-v4096-8x256-d0.2": dict(n_layer=8, dropout=0.2, dtype="bfloat16"),
 }
 
 

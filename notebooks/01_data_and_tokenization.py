@@ -360,7 +360,7 @@ print("4,095 ids:  ", show_tokens(enc_4096, sentence))
 #
 # We train a domain BPE of each size on the training plots and measure bytes per token on both
 # splits, and compare the embedding table with the rest of the CPU preset's model (width 256,
-# 4 layers), which does not depend on $V$.
+# 6 layers), which does not depend on $V$.
 
 # %%
 VOCABS = [300, 512, 1024] if SMOKE else [512, 1024, 2048, 4096, 8192]
