@@ -217,3 +217,29 @@ def test_bom_mixed_line_endings_and_nul_bytes_prepare_to_clean_documents(tmp_pat
     assert len(docs) == 80
     assert docs[0] == "Title: A 0\nPlot: One day\nshe left." and docs[1] == "Title: B 0\nPlot: café “ok”."
     assert not any(c in text for c in "\r\x00\ufeff")
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_sigterm_and_sigint_save_a_resumable_checkpoint_and_exit_0(prepared, tmp_path, cli_env, sig):
+    import signal
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "helpers", "train", "--data", str(prepared), "--out", str(run), "--preset", "smoke",
+           "--eval-interval", "10", "--quiet"]
+    proc = subprocess.Popen([*cmd, "--max-iters", "100000"], env=cli_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not C.step_files(run) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)  # training is under way once its first checkpoint is on disk
+    assert proc.poll() is None, proc.stdout.read()
+    time.sleep(0.5)
+    proc.send_signal(getattr(signal, sig))
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    newest = C.step_files(run)[-1]
+    stopped = C.load(newest, with_state=True).info["step"]
+    assert stopped > 10 and f"interrupted ({sig})" in out  # saved at the step it stopped, not the last eval
+    done = subprocess.run([*cmd, "--resume", "--max-iters", str(stopped + 5)], env=cli_env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert C.load(C.step_files(run)[-1], with_state=True).info["step"] == stopped + 5
