@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -49,9 +50,9 @@ def _batch(docs, max_docs: int = 256, max_chars: int = 4_000_000) -> list[str]:
 def check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(folder / ".write-test"):
+        # a uniquely named file: several processes (torchrun ranks) may check one folder at once
+        with tempfile.TemporaryFile(dir=folder):
             pass
-        (folder / ".write-test").unlink()
     except OSError as exc:
         raise corpus.CorpusError(f"cannot write to {folder} ({exc.strerror or exc}); choose another --out") from None
 
