@@ -60,11 +60,12 @@ class CausalSelfAttention(nn.Module):
 
     def use_explicit(self, q: torch.Tensor) -> bool:
         """Measured on a Zen 4 CPU (the Performance page): in bf16, PyTorch's fused CPU attention
-        is 2-4x slower to train than the plain matmul-softmax-matmul below; in fp32 and on GPUs the
+        is 2-4x slower to train than the plain matmul-softmax-matmul below, and in fp32 its own
+        dropout costs more than the cheap mask (6 % of the step); otherwise, and on GPUs, the
         fused kernel (flash / memory-efficient) wins."""
         if self.kernel != "auto":
             return self.kernel == "explicit"
-        return q.device.type == "cpu" and q.dtype == torch.bfloat16
+        return q.device.type == "cpu" and (q.dtype == torch.bfloat16 or (self.training and self.dropout > 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape

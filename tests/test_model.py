@@ -154,6 +154,9 @@ def test_explicit_attention_computes_what_the_fused_kernel_does(model, dtype, to
     _set_kernel(model, "auto")
     attn = model.transformer.h[0].attn
     assert attn.use_explicit(torch.zeros(1, dtype=torch.bfloat16)) and not attn.use_explicit(torch.zeros(1))
+    attn.dropout = 0.1
+    assert not attn.use_explicit(torch.zeros(1))  # eval mode: no dropout, the fused kernel
+    assert attn.train().use_explicit(torch.zeros(1))  # fp32 training with dropout: the cheap mask
 
 
 @pytest.mark.parametrize("p", [0.1, 0.2, 0.5])
