@@ -116,10 +116,8 @@ def _check_not_binary(path: Path) -> None:
         raise CorpusError(f"{path} looks like a binary file, not text; give a UTF-8 text, CSV or JSONL file")
 
 
-
-
-def _pieces(path: Path, chunk: int | None = None) -> Iterator[str]:
-    """The text of a UTF-8 file in pieces of at most `chunk` bytes, line endings made \\n, BOM dropped.
+def _pieces(path: Path) -> Iterator[str]:
+    """The text of a UTF-8 file in pieces of at most CHUNK_BYTES, line endings made \\n, BOM dropped.
 
     Every \\n ends a line; a piece that does not end in \\n continues on the next piece (the last
     piece of the file always ends in \\n). Decoding is incremental, so a character split between
@@ -130,7 +128,7 @@ def _pieces(path: Path, chunk: int | None = None) -> Iterator[str]:
     held = ""  # a trailing \r, held until we know whether \n follows
     n, ended = 1, True
     with open(path, "rb") as f:
-        while raw := f.readline(chunk or CHUNK_BYTES):
+        while raw := f.readline(CHUNK_BYTES):
             try:
                 text = held + decoder.decode(raw)
             except UnicodeDecodeError as exc:
@@ -153,6 +151,17 @@ def _pieces(path: Path, chunk: int | None = None) -> Iterator[str]:
                           "first, e.g. iconv -f latin1 -t utf-8") from None
     if tail or not ended:
         yield tail if tail.endswith("\n") else tail + "\n"
+
+
+def cut_at_whitespace(text: str, limit: int) -> Iterator[str]:
+    """`text` in pieces of at most `limit` characters, each cut before its last space or newline
+    (a hard cut only where the last half of a piece holds none). Joined, they are `text` again."""
+    while len(text) > limit:
+        cut = max(text.rfind(" ", 0, limit), text.rfind("\n", 0, limit))
+        cut = cut if cut > limit // 2 else limit
+        yield text[:cut]
+        text = text[cut:]
+    yield text
 
 
 def _split_lines(text: str) -> list[str]:
@@ -231,15 +240,12 @@ def _txt_docs(path: Path, separator: str, max_chars: int = MAX_DOC_CHARS, on_cut
                     size += len(line)
                 line = ""
         if size > max_chars:  # a runaway document: cut it at whitespace into bounded pieces
-            text = flush()
-            while len(text) > max_chars:
-                cut = max(text.rfind(" ", 0, max_chars), text.rfind("\n", 0, max_chars))
-                cut = cut if cut > max_chars // 2 else max_chars
+            *done, rest = cut_at_whitespace(flush(), max_chars)
+            for doc in done:
                 if on_cut is not None:
                     on_cut()
-                yield text[:cut]
-                text = text[cut:]
-            buf, size = [text], len(text)
+                yield doc
+            buf, size = [rest], len(rest)
     buf.append(carry)
     if any(buf):
         yield flush()

@@ -99,7 +99,7 @@ def prepare(source: str | Path, out: str | Path | None = None, *, fmt: str | Non
     elif tokenizer == "gpt2":
         enc = tok.gpt2()
     else:
-        cap = f" (its first {tok.TRAIN_MAX_CHARS:,} characters)" if n_chars > tok.TRAIN_MAX_CHARS else ""
+        cap = f" (at most its first {tok.TRAIN_MAX_CHARS:,} characters)" if n_chars > tok.TRAIN_MAX_CHARS else ""
         log(f"training a {vocab_size:,}-token byte-level BPE on the train split{cap} (rustbpe)...")
         enc = tok.train_bpe(itertools.islice(docs(), n_train), vocab_size)
 

@@ -14,6 +14,8 @@ from typing import Iterable, Iterator
 
 import tiktoken
 
+from .corpus import cut_at_whitespace
+
 EOT = "<|endoftext|>"
 # GPT-2's pre-tokenisation regex: words keep their leading space, digits and punctuation split off.
 GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
@@ -60,7 +62,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int = 4096, name: str | None = N
 
 
 def _bounded(texts: Iterable[str], max_chars: int) -> Iterator[str]:
-    """The texts, cut before a space into pieces of at most _TRAIN_PIECE characters, up to max_chars.
+    """The texts, cut at whitespace into pieces of at most _TRAIN_PIECE characters, up to max_chars.
 
     Cutting before a space keeps GPT-2's pre-tokens (" word") whole, so the counts barely change.
     """
@@ -70,12 +72,7 @@ def _bounded(texts: Iterable[str], max_chars: int) -> Iterator[str]:
             return
         text = text[:left]
         left -= len(text)
-        while len(text) > _TRAIN_PIECE:
-            cut = text.rfind(" ", 1, _TRAIN_PIECE)
-            cut = cut if cut > 0 else _TRAIN_PIECE
-            yield text[:cut]
-            text = text[cut:]
-        yield text
+        yield from cut_at_whitespace(text, _TRAIN_PIECE)
 
 
 def check_vocab_size(vocab_size: int) -> None:
