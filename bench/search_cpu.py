@@ -56,6 +56,12 @@ CANDIDATES: dict[str, dict] = {
     "r2-v4096-6x256-d0.3": dict(n_layer=6, dropout=0.3, dtype="bfloat16"),
     "r2-v4096-4x384-d0.3": dict(n_embd=384, n_head=6, dropout=0.3, lr=1.5e-3, dtype="bfloat16"),
     "r2-v4096-8x256-d0.2": dict(n_layer=8, dropout=0.2, dtype="bfloat16"),
+    # Round 3, on a CPU without bf16 hardware (2 Zen 3 cores, AVX2): float32 only, ~2,900 tok/s for
+    # 4 x 256, so 10 minutes hold ~1.5M tokens (5 passes) - compute-bound, not data-bound.
+    "r3-6x256-d0.2": dict(n_layer=6, dropout=0.2),  # the cpu preset as it is
+    "r3-4x256-d0.1-rope": dict(pos_emb="rope"),
+    "r3-4x192-d0-rope-nobias-lr3e-3": dict(n_embd=192, n_head=3, pos_emb="rope", dropout=0.0, bias=False, lr=3e-3),
+    "r3-4x256-d0-rope-nobias-lr3e-3": dict(pos_emb="rope", dropout=0.0, bias=False, lr=3e-3),
 }
 
 
@@ -149,15 +155,18 @@ def cmd_compile(a) -> None:
 def cmd_report(a) -> None:
     """A markdown table of every trial so far, best first (bench/results/search-cpu.md)."""
     recs = [json.loads(x) for x in (Path(a.out) / "results.jsonl").read_text().splitlines() if x.strip()]
-    keys = ["vocab", "n_layer", "n_embd", "block_size", "batch_size", "dropout", "lr", "weight_decay", "dtype"]
+    keys = ["vocab", "n_layer", "n_embd", "block_size", "batch_size", "dropout", "lr", "weight_decay", "dtype",
+            "pos_emb", "bias"]
     lines = ["| trial | " + " | ".join(keys) + " | steps | tokens seen | val bpb | (no overlap) |",
              "|---" * (len(keys) + 5) + "|"]
+    named = {json.dumps(settings(n), sort_keys=True): n for n in CANDIDATES}
     for r in sorted(recs, key=lambda r: r["val_bpb"]):
         s = r["settings"]
+        r["name"] = named.get(json.dumps(s, sort_keys=True), r["name"])
         name = r["name"] if r["name"] in CANDIDATES else \
             f"v{s['vocab']}-{s['n_layer']}x{s['n_embd']}-{s['dtype'].replace('bfloat16', 'bf16').replace('float32', 'fp32')}" \
             f"-d{s['dropout']}"
-        lines.append(f"| {name} | " + " | ".join(str(s.get(k, "")) for k in keys)
+        lines.append(f"| {name} | " + " | ".join(str(s.get(k, {"pos_emb": "learned", "bias": True}.get(k, ""))) for k in keys)
                      + f" | {r['steps']:,} | {r['tokens_seen']:,} | {r['val_bpb']:.4f} | {r['val_bpb_no_overlap']:.4f} |")
     text = "\n".join(lines) + "\n"
     print(text)

@@ -24,7 +24,7 @@ import torch
 
 from . import paths
 from .config import PRESETS, ModelConfig, TrainConfig, get_preset
-from .device import detect_device, pick_dtype
+from .device import cpu_has_native_bf16, detect_device, pick_dtype, resolve_preset
 from .memmap import load_data
 from .throughput import matmul_peak, measure_isolated
 
@@ -57,6 +57,11 @@ def _row(label: str, model_cfg: ModelConfig, train_cfg: TrainConfig, kinds: tupl
     return rows
 
 
+def _label(name: str) -> str:
+    m = PRESETS[name].model
+    return f"{name} preset ({m.n_layer} x {m.n_embd}, T {m.block_size}, vocab {PRESETS[name].vocab_size})"
+
+
 def _ratios(rows: list[dict], baselines: dict[str, dict]) -> None:
     """Each row's tokens/s over each baseline loop's, measured on the same configuration."""
     for r in rows:
@@ -68,7 +73,9 @@ def _ratios(rows: list[dict], baselines: dict[str, dict]) -> None:
 def throughput(steps: int | None = None, log=print) -> dict:
     device = detect_device()
     cuda = device.startswith("cuda")
-    dtypes = ["bfloat16", "float16"] if cuda else ["float32", "bfloat16"]
+    # An emulated bf16 matmul (a CPU without AVX512-BF16/AMX/Arm BF16) runs at well under 1 GFLOP/s:
+    # no loop here uses it, and measuring its peak alone would take many minutes.
+    dtypes = ["bfloat16", "float16"] if cuda else ["float32"] + (["bfloat16"] if cpu_has_native_bf16() else [])
     peaks = {d: matmul_peak(device, getattr(torch, d)) for d in dtypes}
     log("measured matmul peak: " + ", ".join(f"{d} {v:,.0f} GFLOP/s" for d, v in peaks.items()))
     rows: list[dict] = []
@@ -82,14 +89,17 @@ def throughput(steps: int | None = None, log=print) -> dict:
         _ratios(group, {"reference": group[1]})
         rows += group
     else:
-        p = PRESETS["cpu"]
-        m, t = get_preset("cpu", vocab_size=p.vocab_size)
-        group = _row(f"cpu preset ({p.model.n_layer} x {p.model.n_embd}, T {p.model.block_size}, "
-                     f"vocab {p.vocab_size})", m, t, ("plotgpt", "reference"), steps or 20, peaks, device)
+        name = resolve_preset("cpu", device)  # what `plotgpt train` trains on this CPU
+        p = PRESETS[name]
+        m, t = get_preset(name, vocab_size=p.vocab_size)
+        group = _row(_label(name), m, t, ("plotgpt", "reference"), steps or 20, peaks, device)
         _ratios(group, {"reference": group[1]})
         rows += group
         if group[0].get("dtype") != "float32":  # what the bf16 choice is worth on this CPU
             rows += _row(group[0]["config"], m, replace(t, dtype="float32"), ("plotgpt",), steps or 20, peaks, device)
+        else:  # the bf16 CPUs' shape in float32: what the smaller shape buys in tokens/s here
+            rows += _row(_label("cpu"), *get_preset("cpu", vocab_size=p.vocab_size, dtype="float32"), ("plotgpt",),
+                         steps or 20, peaks, device)
         group = _row("nanoGPT CPU recipe (4 x 128, T 64, vocab 50304, fp32)", *NANOGPT_CPU,
                      ("plotgpt", "nanogpt", "reference"), steps or 12, peaks, device)
         _ratios(group, {"reference": group[2], "nanogpt": group[1]})
@@ -117,6 +127,7 @@ def quality(minutes: float = 10.0, corpus: Path = SHARED_CORPUS, work: Path | No
                   "(../shared/data beside the project); nothing was trained")
         log(f"quality: skipped - {reason}")
         return {"skipped": reason}
+    preset = resolve_preset(preset, detect_device(), overrides.get("dtype", "auto"))
     model_cfg, train_cfg = get_preset(preset, **overrides)
     work = Path(work) if work else paths.root() / "bench" / "work"
     data = load_data(prepare(corpus, work / f"plots-bench-v{PRESETS[preset].vocab_size}",
@@ -141,7 +152,8 @@ def quality(minutes: float = 10.0, corpus: Path = SHARED_CORPUS, work: Path | No
     samples = sample.generate(best, "Title:", 3, sample.SampleSettings(max_new_tokens=160, seed=1))
     evals = [h for h in res.history if h.get("kind") == "eval"]
     out = {"bench": BENCH_DOC, "preset": preset, "minutes": minutes, "threads": torch.get_num_threads(),
-           "model": {k: getattr(best.config, k) for k in ("n_layer", "n_embd", "n_head", "block_size", "vocab_size")},
+           "model": {k: getattr(best.config, k) for k in ("n_layer", "n_embd", "n_head", "block_size", "vocab_size",
+                                                         "pos_emb", "dropout")},
            "dtype": str(pick_dtype(detect_device(), train_cfg.dtype)).replace("torch.", ""), "steps": res.step,
            "tokens_seen": evals[-1]["tokens"] if evals else 0,
            "best_step": best.info.get("step"), "val_bpb": exact["bpb"], "val_bpb_no_overlap": plain["bpb"],
@@ -180,6 +192,7 @@ def markdown(result: dict) -> str:
         md = q["model"]
         lines += [f"Quality ({BENCH_DOC}, {q['minutes']:g} minutes, {q['threads']} threads): the `{q['preset']}` preset "
                   f"({md['n_layer']} x {md['n_embd']}, block {md['block_size']}, vocabulary {md['vocab_size']}, "
+                  + ("rotary positions, " if md.get("pos_emb") == "rope" else "") +
                   f"{q['dtype']}) reached **{q['val_bpb']:.3f} val bits per byte** (sliding window; "
                   f"{q['val_bpb_no_overlap']:.3f} with non-overlapping windows) after {q['tokens_seen']:,} tokens "
                   f"in {q['steps']:,} steps."

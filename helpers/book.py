@@ -44,10 +44,11 @@ def chapter_checkpoint() -> Path:
     if best.exists():
         return best
     from .config import get_preset
+    from .device import detect_device, resolve_preset
     from .train import train
 
     print(f"no {best} yet (notebook 04 trains it); training a small stand-in for a minute...")
-    model_cfg, cfg = get_preset("smoke" if SMOKE else "cpu", max_iters=60 if SMOKE else 400, eval_interval=200,
+    model_cfg, cfg = get_preset("smoke" if SMOKE else resolve_preset("cpu", detect_device()), max_iters=60 if SMOKE else 400, eval_interval=200,
                                 sample_tokens=0)
     train(sample_data(), model_cfg, cfg, run, overwrite=True, progress=False, log=lambda *_: None)
     return best

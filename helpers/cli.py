@@ -97,11 +97,16 @@ def _tokenizer_from(path: Path):
 
 def cmd_train(args) -> int:
     from . import checkpoint, train as T
+    from .device import detect_device, resolve_preset
 
     data_dir = _data_dir(args.data)
     out = Path(args.out) if args.out else paths.checkpoints_root() / f"{data_dir.name}-{args.preset}"
     overrides = _overrides(args, C.MODEL_FIELDS | C.TRAIN_FIELDS)
-    model_cfg, train_cfg = C.get_preset(args.preset, **overrides)
+    preset = resolve_preset(args.preset, detect_device(args.device), args.dtype or "auto")
+    if preset != args.preset:
+        _log(f"preset {args.preset} -> {preset}: this run trains in float32 on a CPU (bf16 needs AVX512-BF16, AMX or "
+             f"Arm BF16), where the smaller {preset} shape learns more in the same minutes")
+    model_cfg, train_cfg = C.get_preset(preset, **overrides)
     if args.resume:
         last = T.newest_resumable(out)
         if last is not None:  # continue with the run's own settings; flags given now still win
@@ -230,14 +235,15 @@ def cmd_bench(args) -> int:
     import torch
 
     from . import bench
-    from .device import detect_device
+    from .device import detect_device, resolve_preset
 
     if args.minutes <= 0 or (args.threads is not None and args.threads < 1):
         raise ValueError("--minutes must be positive and --threads at least 1")
     gpu = detect_device().startswith("cuda")
     if args.threads or not gpu:
         torch.set_num_threads(args.threads or 2)
-    name = args.name or ("gpu" if gpu else "cpu")
+    # CPUs with and without bf16 hardware get their own result files (and presets): cpu / cpu-fp32
+    name = args.name or ("gpu" if gpu else resolve_preset("cpu"))
     bench.run(Path(args.out), name, do_throughput=args.only != "quality", do_quality=args.only != "throughput",
               minutes=args.minutes, steps=args.steps, log=_log)
     print(f"next: open {Path(args.out) / (name + '.md')}, or rebuild the book (make book) to see it on the "

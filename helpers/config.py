@@ -21,6 +21,7 @@ class ModelConfig:
     n_embd: int = 384
     dropout: float = 0.0
     bias: bool = True  # biases in Linear and LayerNorm, as GPT-2
+    pos_emb: str = "learned"  # learned: GPT-2's position table | rope: rotary, as in GPT-NeoX and LLaMA
 
     def __post_init__(self) -> None:
         # Bounds that keep a crafted config from asking for absurd memory before anything is allocated.
@@ -32,6 +33,10 @@ class ModelConfig:
                 raise ValueError(f"model config: {name}={v!r} is outside the sane range [{lo}, {hi}]")
         if self.n_embd % self.n_head:
             raise ValueError(f"model config: n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        if self.pos_emb not in ("learned", "rope"):
+            raise ValueError(f"model config: pos_emb={self.pos_emb!r}; choose learned or rope")
+        if self.pos_emb == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"model config: rope needs an even head size, not {self.n_embd // self.n_head}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model config: dropout={self.dropout} must be in [0, 1)")
 
@@ -97,6 +102,16 @@ PRESETS: dict[str, Preset] = {
         ModelConfig(block_size=128, n_layer=6, n_head=4, n_embd=256, dropout=0.2),
         TrainConfig(batch_size=16, max_iters=3000, lr=2e-3, warmup_iters=100, eval_interval=250,
                     eval_iters=10, sample_tokens=60, patience=6),
+    ),
+    "cpu-fp32": Preset(
+        "cpu-fp32", "what `cpu` means on a CPU without bf16 hardware: smaller, faster, rotary positions",
+        # Searched on plots-bench v1 on 2 Zen 3 cores (AVX2, no bf16; round 3 on the Performance page).
+        # In float32 the budget holds 1-2M tokens, a few passes over the corpus: training is
+        # compute-bound, not data-bound, so a narrow model without dropout or biases (faster steps)
+        # beats the bf16 CPUs' shape, and rotary positions learn faster than a position table.
+        ModelConfig(block_size=128, n_layer=4, n_head=3, n_embd=192, dropout=0.0, bias=False, pos_emb="rope"),
+        TrainConfig(batch_size=16, max_iters=3000, lr=3e-3, warmup_iters=100, eval_interval=250,
+                    eval_iters=10, sample_tokens=60, patience=6, dtype="float32"),
     ),
     "gpu-124m": Preset(
         "gpu-124m", "the reference's GPT-2 small: 12 x 768, block 256, on one GPU",

@@ -1,5 +1,6 @@
 """GPT-2 as in minGPT / nanoGPT: pre-LN blocks, causal self-attention, GELU MLP, learned
 positions, tied input/output embeddings. Taught in notebooks 02 (attention) and 03 (blocks).
+One later idea is an option of ModelConfig: rotary positions (`pos_emb="rope"`).
 
 Shapes: B = batch, T = time (tokens), C = n_embd, nh = n_head, hs = C // nh, V = vocab.
 """
@@ -48,10 +49,33 @@ class Dropout(nn.Module):
         return f"p={self.p}"
 
 
+class Rotary(nn.Module):
+    """Rotary position embedding (Su et al. 2021, as in GPT-NeoX): position t turns each pair of
+    channels (i, i + hs/2) of q and k by the angle t * base^(-2i/hs). A dot product of a rotated q
+    and k then depends only on how far apart the two tokens are, not on where they are: there is
+    no position table to learn, and a small model learns faster (plots-bench, the Performance page).
+    """
+
+    def __init__(self, head_size: int, max_len: int, base: float = 10000.0):
+        super().__init__()
+        inv_freq = base ** (-torch.arange(0, head_size, 2, dtype=torch.float32) / head_size)  # (hs/2,)
+        angles = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)  # (T_max, hs/2)
+        # Not saved in checkpoints (persistent=False): they follow from the config.
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, nh, T, hs) -> same
+        T = x.size(-2)
+        cos, sin = self.cos[:T].to(x.dtype), self.sin[:T].to(x.dtype)  # (T, hs/2), in x's (autocast) dtype
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.n_head, self.n_embd, self.dropout = cfg.n_head, cfg.n_embd, cfg.dropout
+        self.rotary = Rotary(cfg.n_embd // cfg.n_head, cfg.block_size) if cfg.pos_emb == "rope" else None
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # q, k, v in one matmul
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.attn_dropout = Dropout(cfg.dropout)
@@ -74,6 +98,8 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        if self.rotary is not None:  # positions enter here, as rotations of q and k
+            q, k = self.rotary(q), self.rotary(k)
         if self.use_explicit(q):
             # softmax(q k^T / sqrt(hs) + causal mask) v, written out (as minGPT did)
             att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))  # (B, nh, T, T)
@@ -121,7 +147,8 @@ class GPT(nn.Module):
         self.config = cfg
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(cfg.vocab_size, cfg.n_embd),
-            wpe=nn.Embedding(cfg.block_size, cfg.n_embd),
+            # rotary positions live in the attention; otherwise GPT-2's learned table
+            **({} if cfg.pos_emb == "rope" else {"wpe": nn.Embedding(cfg.block_size, cfg.n_embd)}),
             drop=Dropout(cfg.dropout),
             h=nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)]),
             ln_f=nn.LayerNorm(cfg.n_embd, bias=cfg.bias),
@@ -148,15 +175,17 @@ class GPT(nn.Module):
         """Parameters counted once (tied weights once); non-embedding drops token and position tables."""
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:
-            n -= self.transformer.wte.weight.numel() + self.transformer.wpe.weight.numel()
+            n -= sum(t.weight.numel() for k, t in self.transformer.items() if k in ("wte", "wpe"))
         return n
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"sequence of {T} tokens is longer than block_size {self.config.block_size}")
-        pos = torch.arange(T, device=idx.device)  # (T,)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        x = self.transformer.wte(idx)  # (B, T, C)
+        if "wpe" in self.transformer:
+            x = x + self.transformer.wpe(torch.arange(T, device=idx.device))  # + (T, C), broadcast over B
+        x = self.transformer.drop(x)
         for block in self.transformer.h:
             x = block(x)
         x = self.transformer.ln_f(x)

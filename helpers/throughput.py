@@ -41,7 +41,7 @@ from .optim import configure_optimizer
 
 def flops_per_token(cfg: ModelConfig, n_params: int) -> float:
     """Training FLOPs per token: 6 N (forward + backward matmuls) + 12 L C T (attention scores)."""
-    n = n_params - cfg.block_size * cfg.n_embd  # the position table is a lookup, not a matmul
+    n = n_params - (cfg.block_size * cfg.n_embd if cfg.pos_emb == "learned" else 0)  # a lookup, not a matmul
     return 6 * n + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
 
 

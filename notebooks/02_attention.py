@@ -340,12 +340,13 @@ print("F.scaled_dot_product_attention(is_causal=True) == softmax(q k^T / sqrt(hs
 
 # %%
 class MyCausalSelfAttention(nn.Module):
-    def __init__(self, n_embd: int, n_head: int):
+    def __init__(self, n_embd: int, n_head: int, bias: bool = True, rotary=None):
         super().__init__()
         assert n_embd % n_head == 0
         self.n_head, self.n_embd = n_head, n_embd
-        self.c_attn = nn.Linear(n_embd, 3 * n_embd)  # x -> q, k, v for all heads
-        self.c_proj = nn.Linear(n_embd, n_embd)  # heads -> back into the residual stream
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # x -> q, k, v for all heads
+        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)  # heads -> back into the residual stream
+        self.rotary = rotary  # rotary positions (chapter 3), or None for GPT-2's position table
 
     def forward(self, x, causal=True, return_att=False):
         B, T, C = x.shape
@@ -354,6 +355,8 @@ class MyCausalSelfAttention(nn.Module):
         q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        if self.rotary is not None:  # a model with rotary positions turns q and k by their positions
+            q, k = self.rotary(q), self.rotary(k)
         att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (B, nh, T, T)
         if causal:
             mask = torch.tril(torch.ones(T, T, dtype=torch.bool, device=x.device))  # (T, T)
@@ -467,11 +470,13 @@ labels = ["<eot>" if i == eot else ckpt.tokenizer.decode([i]).replace("\n", "\\n
 def attention_maps(model, idx):
     """Attention weights of every layer and head, (n_layer, n_head, T, T), computed with our module."""
     tr, T = model.transformer, idx.size(1)
-    x = tr.wte(idx) + tr.wpe(torch.arange(T))  # (1, T, C): the block-0 input (dropout is off in eval)
+    x = tr.wte(idx)  # (1, T, C): the block-0 input (dropout is off in eval) ...
+    if "wpe" in tr:  # ... plus the position table, unless the model uses rotary positions (cpu-fp32)
+        x = x + tr.wpe(torch.arange(T))
     maps, ok = [], True
     for block in tr.h:
         xn = block.ln_1(x)  # (1, T, C): what the attention of this block reads
-        my = MyCausalSelfAttention(mcfg.n_embd, mcfg.n_head)
+        my = MyCausalSelfAttention(mcfg.n_embd, mcfg.n_head, bias=mcfg.bias, rotary=block.attn.rotary)
         my.load_state_dict(block.attn.state_dict())  # this block's trained c_attn / c_proj
         y, att = my(xn, return_att=True)  # (1, T, C), (1, nh, T, T)
         ok &= torch.allclose(y, block.attn(xn), atol=1e-5)

@@ -531,6 +531,11 @@ print(f"teaching model: {tied:,} parameters tied; untied would be {tied + V * cf
 #
 # $$N = \underbrace{V C + T_{max} C}_{\text{embeddings}} + \underbrace{L\,(12C^2 + 13C) + 2C}_{\text{non-embedding}}.$$
 #
+# (The `cpu-fp32` preset differs twice. It has no $T_{max} C$ position table: it uses *rotary*
+# positions, which turn each head's queries and keys by an angle that grows with the position, so
+# attention scores depend on how far apart two tokens are; they cost no parameters. And it has
+# no biases, so a block has $12C^2 + 2C$ parameters and the final LayerNorm $C$.)
+#
 # We count the three presets of `helpers.config.PRESETS` (the shapes that `plotgpt train --preset`
 # uses) with two vocabularies: our 4,096-token domain BPE, and GPT-2's 50,257 tokens padded to
 # 50,304 (a multiple of 64, for faster matrix multiplies), which the reference project used. A
@@ -552,7 +557,10 @@ rows = [count(name, vocab) for name in PRESETS for vocab in (4096, 50304)]
 
 def formula(m: ModelConfig) -> int:
     C, L = m.n_embd, m.n_layer
-    return m.vocab_size * C + m.block_size * C + L * (12 * C * C + 13 * C) + 2 * C
+    positions = m.block_size * C if m.pos_emb == "learned" else 0  # rotary positions (cpu-fp32) have no table
+    if not m.bias:  # no biases (cpu-fp32): per block only the two LayerNorm gains, C each
+        return m.vocab_size * C + positions + L * (12 * C * C + 2 * C) + C
+    return m.vocab_size * C + positions + L * (12 * C * C + 13 * C) + 2 * C
 
 
 # %%

@@ -51,6 +51,21 @@ def test_round_trip_is_exact(saved):
     assert list(path.parent.glob("*.tmp")) == []  # the atomic write left no temp file
 
 
+def test_rope_model_round_trips_and_checkpoints_without_pos_emb_still_load(tmp_path, enc):
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=320, block_size=16, n_layer=2, n_head=2, n_embd=32, pos_emb="rope")
+    model = GPT(cfg).eval()
+    path = C.save(tmp_path / "rope.safetensors", model, enc, {"step": 1})
+    ck = C.load(path)
+    x = torch.randint(300, (2, 16))
+    assert ck.config == cfg and torch.equal(ck.model.eval()(x, x)[0], model(x, x)[0])
+    # A checkpoint written before pos_emb existed holds a config without it: GPT-2's learned table.
+    old = GPT(ModelConfig(vocab_size=320, block_size=16, n_layer=2, n_head=2, n_embd=32))
+    path = C.save(tmp_path / "old.safetensors", old, enc, {})
+    _rewrite_meta(path, lambda meta: meta["model_config"].pop("pos_emb"))
+    assert C.load(path).config == old.config
+
+
 def test_resolve_prefers_best_then_newest_step(saved):
     import shutil
 

@@ -165,3 +165,20 @@ def test_bad_input_gets_one_clear_line_and_a_nonzero_exit(tmp_path, tiny_run, pr
     # nothing already done was touched
     assert {p: p.read_bytes() for p in tiny_run.iterdir() if p.is_file() and p.name != ".lock"} == before
     assert not (Path(cli_env["PLOTGPT_ROOT"]) / "data" / "prepared" / "empty" / "train.bin").exists()
+
+
+def test_cpu_preset_in_float32_trains_the_rotary_cpu_fp32_shape(tmp_path, cli_env):
+    corpus = write(tmp_path / "logs.txt", "\n@@@\n".join(ship_logs(60, seed=3)) + "\n")
+    prepared = tmp_path / "prep"
+    assert run(["prepare", str(corpus), "--separator", "@@@", "--vocab-size", "300", "--out", str(prepared),
+                "--quiet"], cli_env).returncode == 0
+    out = tmp_path / "run"
+    r = run(["train", "--data", str(prepared), "--preset", "cpu", "--dtype", "float32", "--n-layer", "1",
+             "--n-embd", "32", "--n-head", "2", "--block-size", "32", "--max-iters", "3", "--eval-interval", "3",
+             "--out", str(out), "--quiet"], cli_env)
+    assert r.returncode == 0, r.stderr
+    assert "preset cpu -> cpu-fp32" in r.stdout + r.stderr
+    from helpers import checkpoint
+
+    cfg = checkpoint.load(out).config
+    assert cfg.pos_emb == "rope" and not cfg.bias and cfg.n_layer == 1  # the preset's shape, the flags on top

@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -188,3 +189,69 @@ def test_training_mode_dropout_is_random_and_eval_mode_is_not():
         model.zero_grad()
         model.eval()
         assert torch.equal(model(x, x)[0], model(x, x)[0])
+
+
+ROPE = ModelConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=32, pos_emb="rope")
+
+
+@pytest.mark.parametrize("kernel", ["sdpa", "explicit"])
+def test_rope_model_is_causal_and_both_kernels_agree(kernel):
+    torch.manual_seed(0)
+    model = _set_kernel(GPT(ROPE).eval(), kernel)
+    x = torch.randint(97, (2, 16))
+    x2 = x.clone()
+    x2[:, 9:] = (x2[:, 9:] + 1) % 97
+    a, _ = model(x, x)
+    b, _ = model(x2, x2)
+    assert torch.allclose(a[:, :9], b[:, :9], atol=1e-6) and not torch.allclose(a[:, 9:], b[:, 9:])
+    other, _ = _set_kernel(model, "explicit" if kernel == "sdpa" else "sdpa")(x, x)
+    assert torch.allclose(a, other, atol=1e-5)
+
+
+def test_rope_scores_depend_only_on_the_distance_between_tokens():
+    from helpers.model import Rotary
+
+    rot = Rotary(head_size=8, max_len=64)
+    q, k = torch.randn(8), torch.randn(8)
+
+    def at(v, t):  # v rotated as if it stood at position t
+        seq = torch.zeros(1, 1, t + 1, 8)
+        seq[0, 0, t] = v
+        return rot(seq)[0, 0, t]
+
+    same_distance = [at(q, t + 3) @ at(k, t) for t in (0, 5, 40)]
+    assert torch.allclose(torch.stack(same_distance), same_distance[0].expand(3), atol=1e-4)
+    assert not torch.isclose(at(q, 4) @ at(k, 0), at(q, 9) @ at(k, 0), atol=1e-3)  # distance matters
+    assert torch.allclose(at(q, 0), q)  # position 0 is not rotated
+
+
+def test_rope_has_no_position_table_and_its_buffers_are_not_saved():
+    model = GPT(ROPE)
+    names = set(model.state_dict())
+    assert not any("wpe" in n or "rotary" in n for n in names)
+    learned = GPT(replace(ROPE, pos_emb="learned"))
+    assert learned.num_params() - model.num_params() == 16 * 32  # the (T, C) table, nothing else
+    assert model.num_params(non_embedding=True) == model.num_params() - 97 * 32
+
+
+def test_new_model_options_are_validated():
+    with pytest.raises(ValueError, match="pos_emb"):
+        ModelConfig(pos_emb="alibi")
+    with pytest.raises(ValueError, match="even head size"):
+        ModelConfig(n_embd=30, n_head=2, pos_emb="rope")
+
+
+def test_cpu_preset_resolves_by_the_dtype_the_cpu_trains_in(monkeypatch):
+    from helpers import device as D
+
+    monkeypatch.setattr(D, "cpu_has_native_bf16", lambda: True)
+    assert D.resolve_preset("cpu", "cpu") == "cpu"
+    assert D.resolve_preset("cpu", "cpu", "float32") == "cpu-fp32"  # --dtype float32 asks for the fp32 shape
+    monkeypatch.setattr(D, "cpu_has_native_bf16", lambda: False)
+    assert D.resolve_preset("cpu", "cpu") == "cpu-fp32"
+    assert D.resolve_preset("cpu", "cpu", "bfloat16") == "cpu"
+    assert D.resolve_preset("cpu", "cuda") == "cpu"  # the name means the CPU's shape only on a CPU
+    for name in ("smoke", "gpu-124m", "cpu-fp32"):
+        assert D.resolve_preset(name, "cpu") == name
+    m, t = get_preset("cpu-fp32", vocab_size=4096)
+    assert m.pos_emb == "rope" and t.dtype == "float32" and m.block_size == PRESETS["cpu"].model.block_size
