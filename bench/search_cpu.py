@@ -62,6 +62,9 @@ CANDIDATES: dict[str, dict] = {
     "r3-4x256-d0.1-rope": dict(pos_emb="rope"),
     "r3-4x192-d0-rope-nobias-lr3e-3": dict(n_embd=192, n_head=3, pos_emb="rope", dropout=0.0, bias=False, lr=3e-3),
     "r3-4x256-d0-rope-nobias-lr3e-3": dict(pos_emb="rope", dropout=0.0, bias=False, lr=3e-3),
+    "r3-4x128-d0-rope-nobias-lr3e-3": dict(n_embd=128, n_head=4, pos_emb="rope", dropout=0.0, bias=False, lr=3e-3),
+    "r3-4x192-d0-rope-nobias-lr3e-3-B8": dict(n_embd=192, n_head=3, pos_emb="rope", dropout=0.0, bias=False, lr=3e-3,
+                                              batch_size=8),
 }
 
 
