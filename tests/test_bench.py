@@ -132,3 +132,27 @@ def test_sliding_window_scores_every_token_once_with_the_context_it_promises():
     assert plain["tokens"] == 69 and plain["loss"] * 69 == pytest.approx(windows, rel=1e-5)
     with pytest.raises(ValueError, match="stride"):
         full_loss(model, _Tokens(ids), stride=17)
+
+
+def test_flops_per_token_of_a_rope_model_counts_every_parameter_as_a_matmul():
+    from dataclasses import replace
+
+    rope = replace(TINY, pos_emb="rope")
+    n = GPT(rope).num_params()
+    assert flops_per_token(rope, n) == 6 * n + 12 * 2 * 32 * 16  # no position table to leave out
+
+
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_cpu_throughput_measures_only_the_dtypes_this_cpu_computes(monkeypatch, native_bf16):
+    """An emulated bf16 matmul peak takes many minutes to measure and no loop would use it."""
+    measured, configs = [], []
+    monkeypatch.setattr(bench, "detect_device", lambda *a: "cpu")
+    monkeypatch.setattr(bench, "cpu_has_native_bf16", lambda: native_bf16)
+    monkeypatch.setattr(bench, "resolve_preset", lambda name, *a: "cpu" if native_bf16 else "cpu-fp32")
+    monkeypatch.setattr(bench, "matmul_peak", lambda device, dtype: measured.append(dtype) or 1.0)
+    monkeypatch.setattr(bench, "_row", lambda label, m, t, kinds, *a: configs.append((label, t.dtype)) or
+                        [{"config": label, "kind": k, "error": "not run"} for k in kinds])
+    bench.throughput(log=lambda *_: None)
+    assert measured == ([torch.float32, torch.bfloat16] if native_bf16 else [torch.float32])
+    assert configs[0][0].startswith("cpu preset" if native_bf16 else "cpu-fp32 preset")
+    assert ("cpu preset" in configs[1][0]) and configs[1][1] == "float32"  # the other shape, in fp32
