@@ -150,8 +150,14 @@ def test_cpu_throughput_measures_only_the_dtypes_this_cpu_computes(monkeypatch, 
     monkeypatch.setattr(bench, "cpu_has_native_bf16", lambda: native_bf16)
     monkeypatch.setattr(bench, "resolve_preset", lambda name, *a: "cpu" if native_bf16 else "cpu-fp32")
     monkeypatch.setattr(bench, "matmul_peak", lambda device, dtype: measured.append(dtype) or 1.0)
-    monkeypatch.setattr(bench, "_row", lambda label, m, t, kinds, *a: configs.append((label, t.dtype)) or
-                        [{"config": label, "kind": k, "error": "not run"} for k in kinds])
+    ran = "bfloat16" if native_bf16 else "float32"  # what dtype auto would pick on this CPU
+
+    def row(label, m, t, kinds, *a):
+        configs.append((label, t.dtype))
+        return [{"config": label, "kind": k, "dtype": ran if t.dtype == "auto" else t.dtype, "error": "not run"}
+                for k in kinds]
+
+    monkeypatch.setattr(bench, "_row", row)
     bench.throughput(log=lambda *_: None)
     assert measured == ([torch.float32, torch.bfloat16] if native_bf16 else [torch.float32])
     assert configs[0][0].startswith("cpu preset" if native_bf16 else "cpu-fp32 preset")
