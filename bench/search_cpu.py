@@ -68,6 +68,9 @@ CANDIDATES: dict[str, dict] = {
 }
 
 
+MODEL_DEFAULTS = {"pos_emb": "learned", "bias": True}  # what trials from before these settings existed used
+
+
 def settings(name: str) -> dict:
     s = {**BASE, **CANDIDATES[name]} if name in CANDIDATES else {**BASE, **json.loads(name)}
     return s
@@ -169,7 +172,7 @@ def cmd_report(a) -> None:
         name = r["name"] if r["name"] in CANDIDATES else \
             f"v{s['vocab']}-{s['n_layer']}x{s['n_embd']}-{s['dtype'].replace('bfloat16', 'bf16').replace('float32', 'fp32')}" \
             f"-d{s['dropout']}"
-        lines.append(f"| {name} | " + " | ".join(str(s.get(k, {"pos_emb": "learned", "bias": True}.get(k, ""))) for k in keys)
+        lines.append(f"| {name} | " + " | ".join(str(s.get(k, MODEL_DEFAULTS.get(k, ""))) for k in keys)
                      + f" | {r['steps']:,} | {r['tokens_seen']:,} | {r['val_bpb']:.4f} | {r['val_bpb_no_overlap']:.4f} |")
     text = "\n".join(lines) + "\n"
     print(text)

@@ -48,7 +48,7 @@ def chapter_checkpoint() -> Path:
     from .train import train
 
     print(f"no {best} yet (notebook 04 trains it); training a small stand-in for a minute...")
-    model_cfg, cfg = get_preset("smoke" if SMOKE else resolve_preset("cpu", detect_device()), max_iters=60 if SMOKE else 400, eval_interval=200,
-                                sample_tokens=0)
+    preset = "smoke" if SMOKE else resolve_preset("cpu", detect_device())
+    model_cfg, cfg = get_preset(preset, max_iters=60 if SMOKE else 400, eval_interval=200, sample_tokens=0)
     train(sample_data(), model_cfg, cfg, run, overwrite=True, progress=False, log=lambda *_: None)
     return best
