@@ -109,8 +109,10 @@ PRESETS: dict[str, Preset] = {
         # In float32 the budget holds 1-2M tokens, a few passes over the corpus: training is
         # compute-bound, not data-bound, so a narrow model without dropout or biases (faster steps)
         # beats the bf16 CPUs' shape, and rotary positions learn faster than a position table.
+        # Round 4: it still memorises (train loss 3.2 against val 4.5 nats by the end), and weight
+        # decay 1.0 - ten times the usual, at no cost per step - took 1.978 to 1.958 bits per byte.
         ModelConfig(block_size=128, n_layer=4, n_head=3, n_embd=192, dropout=0.0, bias=False, pos_emb="rope"),
-        TrainConfig(batch_size=16, max_iters=3000, lr=3e-3, warmup_iters=100, eval_interval=250,
+        TrainConfig(batch_size=16, max_iters=3000, lr=3e-3, weight_decay=1.0, warmup_iters=100, eval_interval=250,
                     eval_iters=10, sample_tokens=60, patience=6, dtype="float32"),
     ),
     "gpu-124m": Preset(
