@@ -39,10 +39,18 @@ from .model import GPT
 from .optim import configure_optimizer
 
 
-def flops_per_token(cfg: ModelConfig, n_params: int) -> float:
-    """Training FLOPs per token: 6 N (forward + backward matmuls) + 12 L C T (attention scores)."""
-    n = n_params - (cfg.block_size * cfg.n_embd if cfg.pos_emb == "learned" else 0)  # a lookup, not a matmul
-    return 6 * n + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
+def matmul_params(model: nn.Module) -> int:
+    """N for MFU: the parameters each token meets in a matrix product. Lookup tables (token and
+    position embeddings) are left out; a token table tied to the output layer is that layer's
+    matrix, so it counts once. Biases and LayerNorm gains count, as is the convention."""
+    linear = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
+    return sum(p.numel() for p in model.parameters() if p.dim() < 2 or id(p) in linear)
+
+
+def flops_per_token(cfg: ModelConfig, n_matmul: int) -> float:
+    """Training FLOPs per token: 6 N (forward + backward matmuls, N = `matmul_params`) + 12 L C T
+    (attention scores)."""
+    return 6 * n_matmul + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
 
 
 def matmul_peak(device: str, dtype: torch.dtype, seconds: float = 2.0) -> float:
@@ -223,7 +231,7 @@ def measure_train_step(model_cfg: ModelConfig, train_cfg: TrainConfig, *, kind: 
     tokens = steps * train_cfg.batch_size * train_cfg.grad_accum * model_cfg.block_size
     n = model.num_params()
     out = {"kind": kind, "device": device, "dtype": str(dtype).replace("torch.", ""), "params_M": round(n / 1e6, 2), "tokens_per_s": tokens / dt,
-           "step_s": dt / steps, "flops_per_token": flops_per_token(model_cfg, n), "threads": torch.get_num_threads()}
+           "step_s": dt / steps, "flops_per_token": flops_per_token(model_cfg, matmul_params(model)), "threads": torch.get_num_threads()}
     if cuda:
         out["peak_mem_GB"] = torch.cuda.max_memory_allocated() / 1e9
     return out

@@ -11,7 +11,7 @@ import torch
 from helpers import bench
 from helpers.config import ModelConfig, TrainConfig
 from helpers.model import GPT
-from helpers.throughput import ReferenceGPT, flops_per_token, measure_isolated
+from helpers.throughput import ReferenceGPT, flops_per_token, matmul_params, measure_isolated
 
 from conftest import SHARED
 
@@ -45,8 +45,21 @@ def test_reference_model_is_the_same_function_written_the_plain_way():
 
 def test_flops_per_token_counts_matmuls_and_attention():
     n = GPT(TINY).num_params()
-    n_matmul = n - TINY.block_size * TINY.n_embd
-    assert flops_per_token(TINY, n) == 6 * n_matmul + 12 * 2 * 32 * 16
+    n_matmul = n - TINY.block_size * TINY.n_embd  # the position table is a lookup
+    assert matmul_params(GPT(TINY)) == n_matmul
+    assert flops_per_token(TINY, n_matmul) == 6 * n_matmul + 12 * 2 * 32 * 16
+
+
+@pytest.mark.parametrize("pos_emb", ["learned", "rope"])
+def test_the_untied_reference_does_the_same_matmuls_as_our_model(pos_emb):
+    # minGPT unties the token table from the output layer: more parameters, but the table is a
+    # lookup, so the FLOPs per token (and the MFU of a loop) must not count it
+    from dataclasses import replace
+
+    cfg = replace(TINY, pos_emb=pos_emb)
+    ref = ReferenceGPT(cfg)
+    assert ref.num_params() > GPT(cfg).num_params()
+    assert matmul_params(ref) == matmul_params(GPT(cfg))
 
 
 @pytest.mark.parametrize("kind", ["plotgpt", "reference", "nanogpt"])
@@ -139,7 +152,7 @@ def test_flops_per_token_of_a_rope_model_counts_every_parameter_as_a_matmul():
 
     rope = replace(TINY, pos_emb="rope")
     n = GPT(rope).num_params()
-    assert flops_per_token(rope, n) == 6 * n + 12 * 2 * 32 * 16  # no position table to leave out
+    assert matmul_params(GPT(rope)) == n  # no position table to leave out
 
 
 @pytest.mark.parametrize("native_bf16", [True, False])
