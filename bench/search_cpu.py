@@ -77,6 +77,9 @@ CANDIDATES: dict[str, dict] = {
                                weight_decay=1.0),
     "r4-4x192-wd1-minlr0": dict(n_embd=192, n_head=3, pos_emb="rope", dropout=0.0, bias=False, lr=3e-3,
                                 weight_decay=1.0, min_lr_ratio=0.0),
+    # the control round 3 lacked: the preset with a learned position table instead of rotary positions
+    "r4-4x192-wd1-learned": dict(n_embd=192, n_head=3, pos_emb="learned", dropout=0.0, bias=False, lr=3e-3,
+                                 weight_decay=1.0),
 }
 
 
