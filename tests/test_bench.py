@@ -147,7 +147,7 @@ def test_sliding_window_scores_every_token_once_with_the_context_it_promises():
         full_loss(model, _Tokens(ids), stride=17)
 
 
-def test_flops_per_token_of_a_rope_model_counts_every_parameter_as_a_matmul():
+def test_a_rope_model_has_no_lookup_table_to_leave_out_of_the_matmuls():
     from dataclasses import replace
 
     rope = replace(TINY, pos_emb="rope")
