@@ -40,6 +40,8 @@ BASE = dict(vocab=4096, n_layer=4, n_embd=256, n_head=4, block_size=128, batch_s
 # biases, lr 3e-3 (at 4 x 256, and at the 4 x 192 that won)
 R3 = dict(pos_emb="rope", dropout=0.0, bias=False, lr=3e-3)
 R3_192 = dict(R3, n_embd=192, n_head=3)
+R4 = dict(R3_192, weight_decay=1.0)  # round 4's winner, the cpu-fp32 preset
+R5 = dict(R4, mlp="relu2", qk_norm=True, logit_softcap=15.0)  # round 5's first trial, the base of its later ones
 CANDIDATES: dict[str, dict] = {
     "v4096-4x256-fp32": {},
     "v2048-4x256-fp32": dict(vocab=2048),
@@ -78,10 +80,21 @@ CANDIDATES: dict[str, dict] = {
     "r4-4x192-wd1-minlr0": dict(R3_192, weight_decay=1.0, min_lr_ratio=0.0),
     # the control round 3 lacked: the preset with a learned position table instead of rotary positions
     "r4-4x192-wd1-learned": dict(R3_192, pos_emb="learned", weight_decay=1.0),
+    # Round 5, the same Zen 3: ideas from the nanoGPT speedruns that cost (almost) nothing per step,
+    # on round 4's winner (the cpu-fp32 preset): relu(x)^2 in the MLP, normalised queries and keys,
+    # a soft cap on the logits. All three together first (R5), then with one or two taken out.
+    "r5-relu2-qknorm-cap15": dict(R5),
+    "r5-relu2-qknorm": dict(R4, mlp="relu2", qk_norm=True),
+    "r5-relu2-cap15": dict(R4, mlp="relu2", logit_softcap=15.0),
+    "r5-relu2": dict(R4, mlp="relu2"),  # the winner: the other two add nothing beyond the noise
+    "r5-T256-B8": dict(R5, block_size=256, batch_size=8),  # more context for names, the same tokens a step
+    "r5-lr6e-3": dict(R5, lr=6e-3),  # QK-norm is said to allow a higher lr
+    "r5-relu2-5x192": dict(R4, mlp="relu2", n_layer=5),
 }
 
 
-DEFAULTS = {"pos_emb": "learned", "bias": True, "min_lr_ratio": 0.1}  # what trials from before these settings existed used
+DEFAULTS = {"pos_emb": "learned", "bias": True, "min_lr_ratio": 0.1, "mlp": "gelu", "qk_norm": False,
+            "logit_softcap": 0.0}  # what trials from before these settings existed used
 
 
 def settings(name: str) -> dict:
@@ -175,7 +188,7 @@ def cmd_report(a) -> None:
     """A markdown table of every trial so far, best first (bench/results/search-cpu.md)."""
     recs = [json.loads(x) for x in (Path(a.out) / "results.jsonl").read_text().splitlines() if x.strip()]
     keys = ["vocab", "n_layer", "n_embd", "block_size", "batch_size", "dropout", "lr", "weight_decay", "dtype",
-            "pos_emb", "bias", "min_lr_ratio"]
+            "pos_emb", "bias", "min_lr_ratio", "mlp", "qk_norm", "logit_softcap"]
     lines = ["| trial | " + " | ".join(keys) + " | steps | tokens seen | val bpb | (no overlap) |",
              "|---" * (len(keys) + 5) + "|"]
     named = {json.dumps(settings(n), sort_keys=True): n for n in CANDIDATES}

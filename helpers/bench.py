@@ -153,7 +153,7 @@ def quality(minutes: float = 10.0, corpus: Path = SHARED_CORPUS, work: Path | No
     evals = [h for h in res.history if h.get("kind") == "eval"]
     out = {"bench": BENCH_DOC, "preset": preset, "minutes": minutes, "threads": torch.get_num_threads(),
            "model": {k: getattr(best.config, k) for k in ("n_layer", "n_embd", "n_head", "block_size", "vocab_size",
-                                                         "pos_emb", "dropout")},
+                                                         "pos_emb", "dropout", "mlp", "qk_norm", "logit_softcap")},
            "dtype": str(pick_dtype(detect_device(), train_cfg.dtype)).replace("torch.", ""), "steps": res.step,
            "tokens_seen": evals[-1]["tokens"] if evals else 0,
            "best_step": best.info.get("step"), "val_bpb": exact["bpb"], "val_bpb_no_overlap": plain["bpb"],
@@ -192,7 +192,10 @@ def markdown(result: dict) -> str:
         md = q["model"]
         lines += [f"Quality ({BENCH_DOC}, {q['minutes']:g} minutes, {q['threads']} threads): the `{q['preset']}` preset "
                   f"({md['n_layer']} x {md['n_embd']}, block {md['block_size']}, vocabulary {md['vocab_size']}, "
-                  + ("rotary positions, " if md.get("pos_emb") == "rope" else "") +
+                  + ("rotary positions, " if md.get("pos_emb") == "rope" else "")
+                  + ("relu² MLP, " if md.get("mlp") == "relu2" else "")
+                  + ("QK-norm, " if md.get("qk_norm") else "")
+                  + (f"logits soft-capped at {md['logit_softcap']:g}, " if md.get("logit_softcap") else "") +
                   f"{q['dtype']}) reached **{q['val_bpb']:.3f} val bits per byte** (sliding window; "
                   f"{q['val_bpb_no_overlap']:.3f} with non-overlapping windows) after {q['tokens_seen']:,} tokens "
                   f"in {q['steps']:,} steps."

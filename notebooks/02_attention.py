@@ -337,13 +337,18 @@ print("F.scaled_dot_product_attention(is_causal=True) == softmax(q k^T / sqrt(hs
 # Here is the whole layer as a module, written out explicitly. The parameter names `c_attn` and
 # `c_proj` are GPT-2's (and the library's), so the two modules share one `state_dict` format.
 # `causal=False` turns the mask off: we will need it in a moment to see what the mask buys.
+# `qk_norm=True` first rescales every query and key to unit root-mean-square (**QK-norm**, from
+# the nanoGPT speedruns; `ModelConfig(qk_norm=True)` in the library). A score $q \cdot k / \sqrt{d}$
+# is then at most $\sqrt{d}$ in size however large the weights grow, so the softmax cannot
+# saturate. It matters most for big models at high learning rates; on plots-bench it gained
+# nothing measurable (round 5 on the Performance page), so the presets leave it off.
 
 # %%
 class MyCausalSelfAttention(nn.Module):
-    def __init__(self, n_embd: int, n_head: int, bias: bool = True, rotary=None):
+    def __init__(self, n_embd: int, n_head: int, bias: bool = True, rotary=None, qk_norm: bool = False):
         super().__init__()
         assert n_embd % n_head == 0
-        self.n_head, self.n_embd = n_head, n_embd
+        self.n_head, self.n_embd, self.qk_norm = n_head, n_embd, qk_norm
         self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)  # x -> q, k, v for all heads
         self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)  # heads -> back into the residual stream
         self.rotary = rotary  # rotary positions (chapter 3), or None for GPT-2's position table
@@ -355,6 +360,10 @@ class MyCausalSelfAttention(nn.Module):
         q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        if self.qk_norm:  # QK-norm: every query and key rescaled to unit RMS, so no score can blow up
+            eps = torch.finfo(q.dtype).eps  # F.rms_norm's default
+            q = q * torch.rsqrt(q.pow(2).mean(-1, keepdim=True) + eps)  # (B, nh, T, hs)
+            k = k * torch.rsqrt(k.pow(2).mean(-1, keepdim=True) + eps)
         if self.rotary is not None:  # a model with rotary positions turns q and k by their positions
             q, k = self.rotary(q), self.rotary(k)
         att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (B, nh, T, T)
@@ -391,7 +400,13 @@ xb = torch.randn(2, 20, C)  # (B, T, C)
 with torch.no_grad():
     assert torch.allclose(mine(xb), theirs(xb), atol=1e-6)
     assert torch.allclose(mine(x), theirs(x), atol=1e-6)  # and on our sentence
-print("matches helpers.model.CausalSelfAttention")
+# and with QK-norm (ModelConfig(qk_norm=True))
+qk_cfg = ModelConfig(vocab_size=enc.n_vocab, block_size=64, n_layer=1, n_head=4, n_embd=C, qk_norm=True)
+qk_theirs, qk_mine = CausalSelfAttention(qk_cfg).eval(), MyCausalSelfAttention(C, 4, qk_norm=True).eval()
+qk_mine.load_state_dict(qk_theirs.state_dict())
+with torch.no_grad():
+    assert torch.allclose(qk_mine(xb), qk_theirs(xb), atol=1e-5)
+print("matches helpers.model.CausalSelfAttention, with and without QK-norm")
 
 # %% [markdown]
 # ## 6. Causality, tested
@@ -476,7 +491,8 @@ def attention_maps(model, idx):
     maps, ok = [], True
     for block in tr.h:
         xn = block.ln_1(x)  # (1, T, C): what the attention of this block reads
-        my = MyCausalSelfAttention(mcfg.n_embd, mcfg.n_head, bias=mcfg.bias, rotary=block.attn.rotary)
+        my = MyCausalSelfAttention(mcfg.n_embd, mcfg.n_head, bias=mcfg.bias, rotary=block.attn.rotary,
+                                   qk_norm=mcfg.qk_norm)
         my.load_state_dict(block.attn.state_dict())  # this block's trained c_attn / c_proj
         y, att = my(xn, return_att=True)  # (1, T, C), (1, nh, T, T)
         ok &= torch.allclose(y, block.attn(xn), atol=1e-5)

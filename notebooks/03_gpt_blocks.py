@@ -50,6 +50,7 @@ print("smoke mode (CI): small sizes" if SMOKE else "full size")
 
 # %%
 import math
+from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -197,14 +198,15 @@ plt.show()
 
 # %%
 class MyMLP(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, act=gelu_tanh):
         super().__init__()
         self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd, bias=cfg.bias)  # C -> 4C
+        self.act = act  # the non-linearity: GELU, or the squared ReLU below
         self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd, bias=cfg.bias)  # 4C -> C
 
     def forward(self, x):  # (B, T, C)
         h = self.c_fc(x)  # (B, T, 4C)
-        h = gelu_tanh(h)  # (B, T, 4C)
+        h = self.act(h)  # (B, T, 4C)
         return self.c_proj(h)  # (B, T, C)
 
 
@@ -218,6 +220,31 @@ mine.load_state_dict(theirs.state_dict())  # copy c_fc and c_proj
 with torch.no_grad():
     assert torch.allclose(mine(x), theirs(x), atol=1e-5)
 print("matches helpers.model.MLP")
+
+# %% [markdown]
+# ### A later non-linearity: the squared ReLU
+#
+# The `cpu-fp32` preset replaces GELU with $\mathrm{ReLU}(x)^2 = \max(0, x)^2$ (So et al. 2021,
+# "Primer", found it by searching over architectures; the nanoGPT speedruns use it too). It is
+# zero for negative inputs like ReLU, but grows quadratically, so a unit that fires strongly
+# fires *much* more strongly, and it is cheaper to compute than GELU's tanh. In round 5 of the
+# search behind that preset (the book's Performance page) it took plots-bench from 1.958 to
+# 1.926 bits per byte, the largest gain of any single change in the round. The library computes it with a hand-written
+# backward pass (`helpers.model.ReLU2`); here is the one-line teaching version, checked against it:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def relu2(x):
+    return F.relu(x) ** 2
+
+
+cfg_relu2 = replace(cfg, mlp="relu2")
+theirs_relu2 = MLP(cfg_relu2).eval()
+mine_relu2 = MyMLP(cfg_relu2, act=relu2)
+mine_relu2.load_state_dict(theirs_relu2.state_dict())
+with torch.no_grad():
+    assert torch.allclose(mine_relu2(x), theirs_relu2(x), atol=1e-5)
+print("MyMLP with relu(x)^2 matches helpers.model.MLP(mlp='relu2')")
 
 # %% [markdown]
 # ## 3. The pre-LN block
@@ -521,6 +548,33 @@ print("lm_head and wte are one tensor:", theirs.lm_head.weight is theirs.transfo
 tied = theirs.num_params()
 print(f"teaching model: {tied:,} parameters tied; untied would be {tied + V * cfg.n_embd:,} "
       f"(+{V * cfg.n_embd / tied:.0%})")
+
+# %% [markdown]
+# ### Soft-capped logits
+#
+# Nothing stops a logit from growing without bound. On a small corpus that is how a model
+# memorises: it grows ever more certain of the training text's next tokens, and it pays for that
+# certainty on text it has not seen. A **soft cap** (Gemma 2; the nanoGPT speedruns) squashes every
+# logit smoothly into $(-c, c)$:
+#
+# $$\mathrm{logit} \leftarrow c \tanh(\mathrm{logit} / c).$$
+#
+# Small logits pass almost unchanged ($\tanh u \approx u$ near 0); large ones flatten out near
+# $\pm c$. With $c = 15$ the most likely token can be at most $e^{30}$ times as likely as the
+# least likely, far more than any real prediction needs. It is an option of the library's model
+# (`ModelConfig(logit_softcap=15)`); on plots-bench it added nothing measurable to the squared
+# ReLU (1.930 against 1.926, within the noise; round 5 on the Performance page), so the presets
+# leave it off. The same weights with a cap:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+cap = 15.0
+capped = GPT(replace(cfg, logit_softcap=cap)).eval()
+capped.load_state_dict(theirs.state_dict())  # the same weights; the cap has no parameters
+with torch.no_grad():
+    logits_capped, _ = capped(inp, tgt)
+assert torch.allclose(logits_capped, cap * torch.tanh(logits_theirs / cap), atol=1e-5)
+print("helpers.model.GPT(logit_softcap=15) gives 15 tanh(logits / 15) of the same weights")
 
 # %% [markdown]
 # ## 5. Where the parameters are: the presets

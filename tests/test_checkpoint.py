@@ -62,8 +62,18 @@ def test_rope_model_round_trips_and_checkpoints_without_pos_emb_still_load(tmp_p
     # A checkpoint written before pos_emb existed holds a config without it: GPT-2's learned table.
     old = GPT(ModelConfig(vocab_size=320, block_size=16, n_layer=2, n_head=2, n_embd=32))
     path = C.save(tmp_path / "old.safetensors", old, enc, {})
-    _rewrite_meta(path, lambda meta: meta["model_config"].pop("pos_emb"))
+    _rewrite_meta(path, lambda meta: [meta["model_config"].pop(k) for k in ("pos_emb", "mlp", "qk_norm", "logit_softcap")])
     assert C.load(path).config == old.config
+
+
+def test_speedrun_options_round_trip(tmp_path, enc):
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=320, block_size=16, n_layer=2, n_head=2, n_embd=32, pos_emb="rope",
+                      mlp="relu2", qk_norm=True, logit_softcap=15.0)
+    model = GPT(cfg).eval()
+    ck = C.load(C.save(tmp_path / "m.safetensors", model, enc, {}))
+    x = torch.randint(300, (2, 16))
+    assert ck.config == cfg and torch.equal(ck.model.eval()(x, x)[0], model(x, x)[0])
 
 
 def test_resolve_prefers_best_then_newest_step(saved):

@@ -234,9 +234,65 @@ def test_rope_has_no_position_table_and_its_buffers_are_not_saved():
     assert model.num_params(non_embedding=True) == model.num_params() - 97 * 32
 
 
+def test_relu2_mlp_squares_the_positive_part_and_keeps_the_parameters():
+    from helpers.model import MLP
+
+    torch.manual_seed(0)
+    gelu, relu2 = MLP(ROPE), MLP(replace(ROPE, mlp="relu2"))
+    relu2.load_state_dict(gelu.state_dict())  # same weights: the activation holds no parameters
+    x = torch.randn(2, 5, 32)
+    h = relu2.c_fc(x)
+    assert torch.allclose(relu2(x), relu2.c_proj(torch.where(h > 0, h * h, 0.0)), atol=1e-6)
+    assert not torch.allclose(relu2(x), gelu(x), atol=1e-3)
+    from helpers.model import ReLU2
+
+    xd = torch.randn(3, 7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(ReLU2(), (xd,))  # the hand-written backward is the true gradient
+
+
+@pytest.mark.parametrize("kernel", ["sdpa", "explicit"])
+def test_qk_norm_makes_attention_blind_to_the_scale_of_queries_and_keys(kernel):
+    from helpers.model import CausalSelfAttention
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 32)
+    for qk_norm in (True, False):
+        attn = CausalSelfAttention(replace(ROPE, qk_norm=qk_norm)).eval()
+        attn.kernel = kernel
+        before = attn(x)
+        with torch.no_grad():
+            attn.c_attn.weight[:64] *= 7.0  # the q and k rows (and their biases); v untouched
+            attn.c_attn.bias[:64] *= 7.0
+        assert torch.allclose(attn(x), before, atol=1e-4) == qk_norm
+
+
+def test_logit_softcap_bounds_the_logits_and_is_off_by_default():
+    torch.manual_seed(0)
+    x = torch.randint(97, (2, 16))
+    plain, capped = GPT(ROPE).eval(), GPT(replace(ROPE, logit_softcap=5.0)).eval()
+    capped.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        for m in (plain, capped):
+            m.lm_head.weight.mul_(500.0)  # logits far beyond the cap
+    raw, soft = plain(x, x)[0], capped(x, x)[0]
+    assert raw.abs().max() > 50 and soft.abs().max() <= 5.0
+    assert torch.allclose(soft, 5.0 * torch.tanh(raw / 5.0), atol=1e-4)
+    assert torch.allclose(capped(x)[0], soft[:, [-1]], atol=1e-5)  # generation sees the same capped logits
+    from helpers.model import _SoftcapFn
+
+    xd = (torch.randn(3, 7, dtype=torch.float64) * 20).requires_grad_()
+    assert torch.autograd.gradcheck(lambda v: _SoftcapFn.apply(v, 5.0), (xd,))
+
+
 def test_new_model_options_are_validated():
     with pytest.raises(ValueError, match="pos_emb"):
         ModelConfig(pos_emb="alibi")
+    with pytest.raises(ValueError, match="mlp"):
+        ModelConfig(mlp="swish")
+    with pytest.raises(ValueError, match="logit_softcap"):
+        ModelConfig(logit_softcap=-1.0)
+    with pytest.raises(ValueError, match="qk_norm"):
+        ModelConfig(qk_norm="yes")  # e.g. from a hand-edited checkpoint header
     with pytest.raises(ValueError, match="even head size"):
         ModelConfig(n_embd=30, n_head=2, pos_emb="rope")
 
