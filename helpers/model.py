@@ -119,9 +119,9 @@ class CausalSelfAttention(nn.Module):
 
 
 class _ReLU2Fn(torch.autograd.Function):
-    """relu(x)^2 with one saved tensor and a two-op backward: written as F.relu(x).square(),
-    autograd keeps two (B, T, 4C) tensors and runs three elementwise kernels backwards, which
-    made the CPU step 13 % slower than GELU's single fused kernel."""
+    """relu(x)^2 with a two-kernel backward. Written as F.relu(x).square(), autograd runs three
+    elementwise kernels backwards (square's two and relu's mask) over the (B, T, 4C) activation;
+    that version measured 13 % slower than GELU per CPU step (round 3), this one faster (round 5)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
@@ -135,9 +135,15 @@ class _ReLU2Fn(torch.autograd.Function):
         return torch.mul(grad, r).mul_(2.0)  # d/dx relu(x)^2 = 2 relu(x)
 
 
+class ReLU2(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ReLU2Fn.apply(x)
+
+
 class _SoftcapFn(torch.autograd.Function):
-    """cap * tanh(x / cap) in two kernels each way, saving one tensor: the (B, T, V) logits are the
-    largest activation of a small model, and autograd's three-op chain cost 11 % of a CPU step."""
+    """cap * tanh(x / cap) over the (B, T, V) logits, the largest activation of a small model, with
+    its derivative written from the saved tanh: 1 - tanh^2. (Against autograd's own chain it
+    measured 4 % against 11 % slower than no cap, in single 12-step measurements: within noise.)"""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, cap: float) -> torch.Tensor:
@@ -149,11 +155,6 @@ class _SoftcapFn(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         (t,) = ctx.saved_tensors
         return grad * (1.0 - t * t), None  # d/dx cap tanh(x / cap) = 1 - tanh^2
-
-
-class ReLU2(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _ReLU2Fn.apply(x)
 
 
 class MLP(nn.Module):
