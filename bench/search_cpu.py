@@ -42,6 +42,7 @@ R3 = dict(pos_emb="rope", dropout=0.0, bias=False, lr=3e-3)
 R3_192 = dict(R3, n_embd=192, n_head=3)
 R4 = dict(R3_192, weight_decay=1.0)  # round 4's winner, the cpu-fp32 preset
 R5 = dict(R4, mlp="relu2", qk_norm=True, logit_softcap=15.0)  # round 5's first trial, the base of its later ones
+R6 = dict(R4, mlp="relu2", optimizer="muon")  # round 5's winner (the cpu-fp32 preset) with Muon
 CANDIDATES: dict[str, dict] = {
     "v4096-4x256-fp32": {},
     "v2048-4x256-fp32": dict(vocab=2048),
@@ -90,11 +91,18 @@ CANDIDATES: dict[str, dict] = {
     "r5-T256-B8": dict(R5, block_size=256, batch_size=8),  # more context for names, the same tokens a step
     "r5-lr6e-3": dict(R5, lr=6e-3),  # QK-norm is said to allow a higher lr
     "r5-relu2-5x192": dict(R4, mlp="relu2", n_layer=5),
+    # Round 6, the same Zen 3: the 20-minute control showed the preset is not short of steps but of
+    # what each token teaches it. Muon (helpers/muon.py), the speedruns' optimizer, on the blocks'
+    # matrices, at the AdamW lr and weight decay (Moonshot's RMS matching makes them carry over).
+    "r6-muon": dict(R6),
+    "r6-muon-x2": dict(R6, muon_lr_scale=2.0),  # Keller Jordan's lrs are ~2.5x Moonshot's match here
+    "r6-muon-x0.5": dict(R6, muon_lr_scale=0.5),
+    "r6-muon-B32": dict(R6, batch_size=32),  # Newton-Schulz costs per step: half as much per token
 }
 
 
 DEFAULTS = {"pos_emb": "learned", "bias": True, "min_lr_ratio": 0.1, "mlp": "gelu", "qk_norm": False,
-            "logit_softcap": 0.0}  # what trials from before these settings existed used
+            "logit_softcap": 0.0, "optimizer": "adamw", "muon_lr_scale": 1.0}  # what trials from before these settings existed used
 
 
 def settings(name: str) -> dict:
@@ -188,7 +196,7 @@ def cmd_report(a) -> None:
     """A markdown table of every trial so far, best first (bench/results/search-cpu.md)."""
     recs = [json.loads(x) for x in (Path(a.out) / "results.jsonl").read_text().splitlines() if x.strip()]
     keys = ["vocab", "n_layer", "n_embd", "block_size", "batch_size", "dropout", "lr", "weight_decay", "dtype",
-            "pos_emb", "bias", "min_lr_ratio", "mlp", "qk_norm", "logit_softcap"]
+            "pos_emb", "bias", "min_lr_ratio", "mlp", "qk_norm", "logit_softcap", "optimizer", "muon_lr_scale"]
     lines = ["| trial | " + " | ".join(keys) + " | steps | tokens seen | val bpb | (no overlap) |",
              "|---" * (len(keys) + 5) + "|"]
     named = {json.dumps(settings(n), sort_keys=True): n for n in CANDIDATES}

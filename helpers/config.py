@@ -65,6 +65,8 @@ class TrainConfig:
     weight_decay: float = 0.1  # on matrices only (embeddings included), never on biases/LayerNorm
     beta1: float = 0.9
     beta2: float = 0.95
+    optimizer: str = "adamw"  # adamw | muon (Muon for the blocks' matrices, AdamW for the rest)
+    muon_lr_scale: float = 1.0  # Muon's step = lr x this x Moonshot's RMS match (its decay stays lr x wd)
     grad_clip: float = 1.0  # 0 disables clipping
     eval_interval: int = 200  # steps between evaluations (and checkpoints)
     eval_iters: int = 20  # batches per split when estimating the loss
@@ -81,8 +83,10 @@ class TrainConfig:
                 raise ValueError(f"train config: {name} must be at least 1")
         if self.max_iters < 0 or self.warmup_iters < 0 or self.max_minutes < 0:
             raise ValueError("train config: max_iters, warmup_iters and max_minutes must not be negative")
-        if self.lr <= 0:
-            raise ValueError("train config: lr must be positive")
+        if self.lr <= 0 or self.muon_lr_scale <= 0:
+            raise ValueError("train config: lr and muon_lr_scale must be positive")
+        if self.optimizer not in ("adamw", "muon"):
+            raise ValueError(f"train config: optimizer={self.optimizer!r}; choose adamw or muon")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise ValueError(f"train config: dtype={self.dtype!r}; choose auto, float32, bfloat16 or float16")
 

@@ -11,6 +11,7 @@ import math
 import torch
 
 from .config import TrainConfig
+from .muon import MuonAdamW
 
 
 def lr_at(step: int, cfg: TrainConfig, time_progress: float = 0.0) -> float:
@@ -27,13 +28,24 @@ def lr_at(step: int, cfg: TrainConfig, time_progress: float = 0.0) -> float:
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - min_lr)
 
 
-def configure_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: str) -> torch.optim.AdamW:
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]  # matmul weights and embeddings
-    no_decay = [p for p in params if p.dim() < 2]  # biases and LayerNorm gains
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def configure_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: str) -> torch.optim.Optimizer:
+    """AdamW, or with cfg.optimizer == "muon" Muon for the blocks' matrices (helpers/muon.py)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for _, p in named if p.dim() >= 2]  # matmul weights and embeddings
+    no_decay = [p for _, p in named if p.dim() < 2]  # biases and LayerNorm gains
     # The fused kernel does the whole update in one pass over memory (CUDA, and CPU in recent torch).
     fused = "fused" in inspect.signature(torch.optim.AdamW).parameters and device.split(":")[0] in ("cuda", "cpu")
+    if cfg.optimizer == "muon":
+        # the hidden matrices: attention and MLP weights inside the blocks, not the embeddings
+        hidden = [p for n, p in named if p.dim() == 2 and ".h." in f".{n}"]
+        embed = [p for p in decay if all(p is not q for q in hidden)]
+        groups = [{"params": hidden, "weight_decay": cfg.weight_decay, "muon": True,
+                   "lr_scale": cfg.muon_lr_scale},
+                  {"params": embed, "weight_decay": cfg.weight_decay},
+                  {"params": no_decay, "weight_decay": 0.0}]
+        return MuonAdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                         fused=fused or None)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
 
 

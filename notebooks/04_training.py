@@ -24,6 +24,7 @@
 # 3. **gradient accumulation**: a big batch on a small machine;
 # 4. **mixed precision** (AMP): which dtype where, and why fp16 needs a GradScaler;
 # 5. **gradient clipping**;
+# 6. **Muon**, an optimizer for the weight matrices;
 #
 # and then the full run, with a live loss plot and a sample at every evaluation.
 
@@ -233,6 +234,66 @@ print(f"gradient norm before clipping: {norm_mine.item():.1f}; after: "
 assert torch.isclose(norm_mine, norm_torch) and all(torch.allclose(a, p.grad, atol=1e-6)
                                                       for a, p in zip(mine_clipped, params))
 print("matches torch.nn.utils.clip_grad_norm_")
+
+# %% [markdown]
+# ## 6. Muon: the same step in every direction
+#
+# Adam gives every *number* its own step size. But most of a GPT's parameters are matrices, and
+# a matrix's gradient is typically dominated by a few directions: its singular values span
+# orders of magnitude, so a step along it mostly reinforces what the matrix already does.
+# **Muon** (Keller Jordan, 2024; the optimizer of the nanoGPT speedruns) keeps a momentum average
+# $M$ of the gradient like Adam's $m$, but steps along the nearest *semi-orthogonal* matrix to
+# it: with $M = U S V^\top$ (its SVD), the step is $U V^\top$, every singular value set to 1.
+#
+# An SVD per matrix per step would be slow. A few **Newton-Schulz** iterations get there with
+# matrix products only: scale $X$ so its singular values are at most 1, then repeat
+# $X \leftarrow aX + (bA + cA^2)X$ with $A = XX^\top$, a polynomial that pushes every singular
+# value toward 1. The coefficients below are tuned to do it in five steps, roughly (into
+# 0.7-1.2, which trains as well as exactly 1):
+
+# %%
+def my_orthogonalize(g, steps=5):
+    a, b, c = 3.4445, -4.7750, 2.0315
+    tall = g.shape[0] > g.shape[1]
+    x = g.T if tall else g  # work on the short side: A = X X^T is then the small matrix
+    x = x / x.norm()  # the Frobenius norm bounds the largest singular value
+    for _ in range(steps):
+        A = x @ x.T
+        x = a * x + (b * A + c * A @ A) @ x
+    return x.T if tall else x
+
+
+tiny.zero_grad()
+_, loss = tiny(x, y)
+loss.backward()
+grad = tiny.transformer.h[0].mlp.c_fc.weight.grad  # a (128, 32) matrix
+before = torch.linalg.svdvals(grad)
+after = torch.linalg.svdvals(my_orthogonalize(grad))
+fig, ax = plt.subplots(figsize=(7, 3))
+ax.semilogy(before / before.max(), "o-", label="gradient (scaled to a largest value of 1)")
+ax.semilogy(after, "s-", label="after 5 Newton-Schulz steps")
+ax.set_xlabel("singular value, largest first")
+ax.set_title("Muon's step: every direction the same size")
+ax.legend()
+plt.show()
+print(f"gradient: largest / smallest singular value {before.max() / before.min():.0f}; "
+      f"after: {after.min():.2f} to {after.max():.2f}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from helpers.muon import orthogonalize
+
+assert torch.allclose(my_orthogonalize(grad), orthogonalize(grad), atol=1e-5)
+assert after.min() > 0.5 and after.max() < 1.3
+print("matches helpers.muon.orthogonalize")
+
+# %% [markdown]
+# `helpers.muon.MuonAdamW` applies it to the attention and MLP matrices inside the blocks; the
+# token embedding (which is also the output layer) and the LayerNorm gains stay on AdamW, which
+# suits them better. The step is scaled so that its size matches a typical AdamW step (Moonshot's
+# rule, $0.2\sqrt{\max(\text{rows}, \text{cols})}$), so the learning rate and weight decay tuned
+# for AdamW carry over. `--optimizer muon` on the command line; `tests/test_optim.py` checks it
+# against `torch.optim.Muon`. MUON_RESULT
 
 # %% [markdown]
 # ## The full run
