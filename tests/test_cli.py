@@ -182,3 +182,20 @@ def test_cpu_preset_in_float32_trains_the_rotary_cpu_fp32_shape(tmp_path, cli_en
 
     cfg = checkpoint.load(out).config
     assert cfg.pos_emb == "rope" and not cfg.bias and cfg.n_layer == 1  # the preset's shape, the flags on top
+
+
+def test_prepare_defaults_to_the_vocabulary_of_this_machines_cpu_preset(tmp_path, capsys, monkeypatch):
+    """2,048 where `--preset cpu` means cpu-fp32 (no bf16 hardware), 4,096 where it means cpu."""
+    from helpers import device
+    from helpers.config import PRESETS
+
+    for native_bf16, preset in [(False, "cpu-fp32"), (True, "cpu")]:
+        monkeypatch.setattr(device, "cpu_has_native_bf16", lambda v=native_bf16: v)
+        if device.detect_device() != "cpu":
+            pytest.skip("a GPU is here: the default is the GPU's")
+        assert device.resolve_preset("cpu", "cpu") == preset
+        out = tmp_path / preset
+        assert cli.main(["prepare", str(SAMPLE), "--out", str(out)]) == 0
+        assert f"vocabulary {PRESETS[preset].vocab_size:,}: what the {preset} preset" in capsys.readouterr().out
+        assert json.loads((out / "meta.json").read_text())["vocab_size"] == PRESETS[preset].vocab_size
+    assert PRESETS["cpu-fp32"].vocab_size != PRESETS["cpu"].vocab_size  # otherwise this proves nothing
