@@ -98,7 +98,7 @@ CANDIDATES: dict[str, dict] = {
     "r6-muon-x2": dict(R6, muon_lr_scale=2.0),  # Keller Jordan's lrs are ~2.5x Moonshot's match here
     "r6-muon-x0.5": dict(R6, muon_lr_scale=0.5),
     "r6-muon-B32": dict(R6, batch_size=32),  # Newton-Schulz costs per step: half as much per token
-    # and the vocabulary again: 2,048 tokens came out ahead (within the noise) in rounds 1 and 4
+    # and the vocabulary again: 2,048 tokens came out ahead (within the noise) in round 4
     "r6-relu2-v2048": dict(R4, mlp="relu2", vocab=2048),
 }
 

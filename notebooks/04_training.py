@@ -276,18 +276,23 @@ ax.set_xlabel("singular value, largest first")
 ax.set_title("Muon's step: every direction the same size")
 ax.legend()
 plt.show()
-print(f"gradient: largest / smallest singular value {before.max() / before.min():.0f}; "
-      f"after: {after.min():.2f} to {after.max():.2f}")
+present = before > 1e-4 * before.max()  # directions the gradient has at all
+print(f"gradient: rank {int(present.sum())} of {len(before)}, largest / smallest nonzero singular value "
+      f"{before.max() / before[present].min():.0f}; after: {after[present].min():.2f} to {after.max():.2f}")
 
 # %%
 # NBVAL_CHECK_OUTPUT
 from helpers.muon import orthogonalize
 
 assert torch.allclose(my_orthogonalize(grad), orthogonalize(grad), atol=1e-5)
-assert after.min() > 0.5 and after.max() < 1.3
+assert after[present].min() > 0.5 and after.max() < 1.3 and after[~present].max() < 1e-3
 print("matches helpers.muon.orthogonalize")
 
 # %% [markdown]
+# One direction is missing altogether: the LayerNorm before this layer centres its input, so the
+# gradient has rank 31, not 32. Orthogonalising does not invent directions; that one stays at
+# zero (the last point of the plot).
+#
 # `helpers.muon.MuonAdamW` applies it to the attention and MLP matrices inside the blocks; the
 # token embedding (which is also the output layer) and the LayerNorm gains stay on AdamW, which
 # suits them better. The step is scaled so that its size matches a typical AdamW step (Moonshot's
