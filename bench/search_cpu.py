@@ -103,8 +103,9 @@ CANDIDATES: dict[str, dict] = {
 }
 
 
+# what trials from before these settings existed used
 DEFAULTS = {"pos_emb": "learned", "bias": True, "min_lr_ratio": 0.1, "mlp": "gelu", "qk_norm": False,
-            "logit_softcap": 0.0, "optimizer": "adamw", "muon_lr_scale": 1.0}  # what trials from before these settings existed used
+            "logit_softcap": 0.0, "optimizer": "adamw", "muon_lr_scale": 1.0}
 
 
 def settings(name: str) -> dict:

@@ -98,8 +98,8 @@ def throughput(steps: int | None = None, log=print) -> dict:
         if group[0].get("dtype") != "float32":  # what the bf16 choice is worth on this CPU
             rows += _row(group[0]["config"], m, replace(t, dtype="float32"), ("plotgpt",), steps or 20, peaks, device)
         else:  # the bf16 CPUs' shape in float32: what the smaller shape buys in tokens/s here
-            rows += _row(_label("cpu"), *get_preset("cpu", vocab_size=PRESETS["cpu"].vocab_size, dtype="float32"), ("plotgpt",),
-                         steps or 20, peaks, device)
+            cpu = get_preset("cpu", vocab_size=PRESETS["cpu"].vocab_size, dtype="float32")
+            rows += _row(_label("cpu"), *cpu, ("plotgpt",), steps or 20, peaks, device)
         group = _row("nanoGPT CPU recipe (4 x 128, T 64, vocab 50304, fp32)", *NANOGPT_CPU,
                      ("plotgpt", "nanogpt", "reference"), steps or 12, peaks, device)
         _ratios(group, {"reference": group[2], "nanogpt": group[1]})

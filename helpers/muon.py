@@ -84,7 +84,8 @@ class MuonAdamW(torch.optim.Optimizer):
             buf.lerp_(p.grad, 1 - mu)  # an average of past gradients...
             update = p.grad.lerp(buf, mu)  # ...looked at one step ahead (Nesterov)
             p.mul_(1 - lr * wd)
-            p.add_(orthogonalize(update, group["ns_steps"]), alpha=-lr * group["lr_scale"] * match_rms_adamw(p.shape))
+            step = lr * group["lr_scale"] * match_rms_adamw(p.shape)
+            p.add_(orthogonalize(update, group["ns_steps"]), alpha=-step)
 
     def _adamw(self, group: dict, params: list[torch.Tensor]) -> None:
         for p in params:

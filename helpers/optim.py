@@ -37,8 +37,9 @@ def configure_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: str) -
     fused = "fused" in inspect.signature(torch.optim.AdamW).parameters and device.split(":")[0] in ("cuda", "cpu")
     if cfg.optimizer == "muon":
         # the hidden matrices: attention and MLP weights inside the blocks, not the embeddings
-        hidden = [p for n, p in named if p.dim() == 2 and ".h." in f".{n}"]
-        embed = [p for p in decay if all(p is not q for q in hidden)]
+        is_hidden = {id(p): p.dim() == 2 and ".h." in f".{n}" for n, p in named}
+        hidden = [p for p in decay if is_hidden[id(p)]]
+        embed = [p for p in decay if not is_hidden[id(p)]]
         groups = [{"params": hidden, "weight_decay": cfg.weight_decay, "muon": True,
                    "lr_scale": cfg.muon_lr_scale},
                   {"params": embed, "weight_decay": cfg.weight_decay},
