@@ -68,6 +68,7 @@ class TrainConfig:
     optimizer: str = "adamw"  # adamw | muon (Muon for the blocks' matrices, AdamW for the rest)
     muon_lr_scale: float = 1.0  # Muon's step = lr x this x Moonshot's RMS match (its decay stays lr x wd)
     grad_clip: float = 1.0  # 0 disables clipping
+    token_split: float = 0.0  # augmentation: chance a training token comes as its two BPE parents (helpers/augment.py)
     eval_interval: int = 200  # steps between evaluations (and checkpoints)
     eval_iters: int = 20  # batches per split when estimating the loss
     sample_tokens: int = 80  # length of the demo generation printed at each eval; 0 = none
@@ -85,6 +86,8 @@ class TrainConfig:
             raise ValueError("train config: max_iters, warmup_iters and max_minutes must not be negative")
         if self.lr <= 0 or self.muon_lr_scale <= 0:
             raise ValueError("train config: lr and muon_lr_scale must be positive")
+        if not 0.0 <= self.token_split < 1.0:
+            raise ValueError(f"train config: token_split={self.token_split} must be in [0, 1)")
         if self.optimizer not in ("adamw", "muon"):
             raise ValueError(f"train config: optimizer={self.optimizer!r}; choose adamw or muon")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):

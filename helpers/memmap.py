@@ -87,12 +87,13 @@ class TokenWriter:
 
 
 def get_batch(data: np.ndarray, batch_size: int, block_size: int, generator: torch.Generator,
-              device: str = "cpu", rank: int = 0, world: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+              device: str = "cpu", rank: int = 0, world: int = 1, splitter=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Random windows: x = tokens[i : i+T], y = tokens[i+1 : i+T+1], for B random offsets i.
 
     With `world` data-parallel ranks, every rank draws the offsets of the whole global batch from
     the same generator and keeps its own slice: the ranks see different windows, and together they
-    see exactly what one process with a world-times-larger batch would.
+    see exactly what one process with a world-times-larger batch would. A `splitter`
+    (helpers.augment.TokenSplitter) re-segments the windows, its random draws from the same generator.
     """
     n = len(data) - block_size - 1
     if n < 1:
@@ -100,6 +101,9 @@ def get_batch(data: np.ndarray, batch_size: int, block_size: int, generator: tor
                         "use a smaller --block-size or a bigger corpus")
     ix = torch.randint(n, (batch_size * world,), generator=generator)[rank * batch_size:(rank + 1) * batch_size].numpy()
     win = data[ix[:, None] + np.arange(block_size + 1)].astype(np.int64)  # (B, T+1)
+    if splitter is not None:
+        u = torch.rand((batch_size * world, block_size + 1), generator=generator)[rank * batch_size:(rank + 1) * batch_size]
+        win = splitter(win, u.numpy())
     xy = torch.from_numpy(win)
     if device.startswith("cuda"):
         xy = xy.pin_memory().to(device, non_blocking=True)  # overlap the copy with compute

@@ -24,6 +24,7 @@ from . import distributed as D
 from . import sample
 from . import tokenizer as tok
 from .atomic import disk_errors, folder_lock
+from .augment import TokenSplitter, merge_parents
 from .config import ModelConfig, TrainConfig
 from .device import autocast, detect_device, keep_freed_memory, pick_dtype, seed_everything
 from .evaluate import bits_per_byte, estimate_loss
@@ -56,6 +57,11 @@ class TrainResult:
 def _padded_vocab(n: int) -> int:
     """Round the embedding table up to a multiple of 64: faster matmuls (GPT-2's 50257 -> 50304)."""
     return min(-(-n // 64) * 64, tok.MAX_VOCAB)
+
+
+def _splitter(data: PreparedData, p: float) -> TokenSplitter | None:
+    """The token-split augmentation for this data's tokenizer, or None when it is off."""
+    return TokenSplitter(merge_parents(data.tokenizer), p) if p else None
 
 
 def _restore(optimizer, scaler, batch_gen: torch.Generator, info: dict, state: dict) -> None:
@@ -129,6 +135,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
     optimizer = configure_optimizer(model, cfg, device)
     scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == torch.float16)
     batch_gen = torch.Generator().manual_seed(cfg.seed)
+    splitter = _splitter(data, cfg.token_split)
     step, best_val, evals_since_best, tokens_seen, elapsed0 = 0, math.inf, 0, 0, 0.0
     if resume_path is not None:
         _restore(optimizer, scaler, batch_gen, info, state)
@@ -236,7 +243,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
         step, best_val, tokens_seen = good.info["step"], good.info["best_val"], good.info["tokens_seen"]
         evals_since_best, last_eval_step = good.info["evals_since_best"], good.info["step"]
         batch_state = batch_gen.get_state()
-        x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size)
+        x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size, splitter)
         optimizer.zero_grad(set_to_none=True)
         running.zero_()
         if world.main:
@@ -270,7 +277,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
     # ---- the loop ---------------------------------------------------------------------------
     train_arr = data.tokens("train")
     batch_state = batch_gen.get_state()
-    x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size)
+    x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size, splitter)
     t_start = time.monotonic()
     elapsed = elapsed0
     budget_s = cfg.max_minutes * 60
@@ -326,7 +333,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
                         _NAN_AT.discard(step)
                         loss = loss * float("nan")
                     batch_state = batch_gen.get_state()
-                    x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size)
+                    x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size, splitter)
                     scaler.scale(loss).backward()
                 running += loss.detach()
             if cfg.grad_clip > 0:

@@ -127,6 +127,8 @@ def _bad_inputs(tmp_path: Path, tiny_run: Path, prepared: Path):
         "tokenizer/checkpoint mismatch": (["evaluate", "--checkpoint", str(tiny_run), "--data",
                                            str(_other_data(tmp_path))], "tokenizer mismatch"),
         "no prepared data": (["train"], "no prepared data"),
+        "token split out of range": (["train", "--data", str(prepared), "--preset", "smoke", "--token-split", "1.5"],
+                                     "token_split=1.5 must be in"),
         "unprepared data folder": (["train", "--data", str(tmp_path)], "not prepared data"),
         "existing run": (["train", "--data", str(prepared), "--preset", "smoke", "--out", str(tiny_run)],
                          "already holds a run"),

@@ -31,11 +31,11 @@ def _weights(path):
     return C.load(path).model.state_dict()
 
 
-@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
-def test_resume_reproduces_an_uninterrupted_run_exactly(prepared, tmp_path, optimizer):
+@pytest.mark.parametrize("optimizer, token_split", [("adamw", 0.0), ("muon", 0.0), ("adamw", 0.2)])
+def test_resume_reproduces_an_uninterrupted_run_exactly(prepared, tmp_path, optimizer, token_split):
     """Interrupted at step 20 (by SIGINT, like Ctrl-C) and resumed == one straight run of 40 steps."""
     model_cfg, cfg = get_preset("smoke", max_iters=40, eval_interval=10, dropout=0.1, keep_last=2,
-                                optimizer=optimizer)
+                                optimizer=optimizer, token_split=token_split)
     straight = train(prepared, model_cfg, cfg, tmp_path / "a", **QUIET)
 
     def interrupt(rec):
