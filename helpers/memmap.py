@@ -99,10 +99,11 @@ def get_batch(data: np.ndarray, batch_size: int, block_size: int, generator: tor
     if n < 1:
         raise DataError(f"split has {len(data):,} tokens, fewer than one block of {block_size + 1}; "
                         "use a smaller --block-size or a bigger corpus")
-    ix = torch.randint(n, (batch_size * world,), generator=generator)[rank * batch_size:(rank + 1) * batch_size].numpy()
+    mine = slice(rank * batch_size, (rank + 1) * batch_size)  # this rank's rows of the global batch
+    ix = torch.randint(n, (batch_size * world,), generator=generator)[mine].numpy()
     win = data[ix[:, None] + np.arange(block_size + 1)].astype(np.int64)  # (B, T+1)
     if splitter is not None:
-        u = torch.rand((batch_size * world, block_size + 1), generator=generator)[rank * batch_size:(rank + 1) * batch_size]
+        u = torch.rand((batch_size * world, block_size + 1), generator=generator)[mine]
         win = splitter(win, u.numpy())
     xy = torch.from_numpy(win)
     if device.startswith("cuda"):

@@ -171,10 +171,15 @@ print(f"a character-level model needs {n_chars.mean():,.0f} steps per plot on av
 sentence = "Title: The Drummer of Dybbøl\nPlot: Niels lies about his age to join the Danish army."
 
 
+def show_ids(enc, ids):
+    """Token ids as their pieces of text, separated by |."""
+    pieces = [enc.decode_single_token_bytes(int(t)).decode("utf-8", errors="replace") for t in ids]
+    return f"{len(pieces)} tokens: " + "|".join(pieces).replace("\n", "\\n")
+
+
 def show_tokens(enc, text):
     """The text cut into its tokens, separated by |."""
-    pieces = [enc.decode_single_token_bytes(t).decode("utf-8", errors="replace") for t in enc.encode_ordinary(text)]
-    return f"{len(pieces)} tokens: " + "|".join(pieces).replace("\n", "\\n")
+    return show_ids(enc, enc.encode_ordinary(text))
 
 
 try:
@@ -656,11 +661,6 @@ n_split = int(((u[0, :n] < 0.3) & (parents[ids, 0] >= 0)).sum())
 cut = TokenSplitter(parents, p=0.3)(room, u)[0, : n + n_split]
 
 
-def show_ids(enc, ids):
-    return f"{len(ids)} tokens: " + "|".join(
-        enc.decode_single_token_bytes(int(t)).decode("utf-8", errors="replace") for t in ids).replace("\n", "\\n")
-
-
 print("as BPE cuts it:", show_ids(enc_4096, ids))
 print("split, p = 0.3:", show_ids(enc_4096, cut))
 assert enc_4096.decode_bytes(cut.tolist()) == sentence.encode("utf-8")
@@ -682,9 +682,9 @@ assert enc_4096.decode_bytes(cut.tolist()) == sentence.encode("utf-8")
 # - The token ids in `uint16` memmaps, written by hand and checked byte for byte against
 #   `helpers.prepare.prepare`, each plot opened by `<|endoftext|>`.
 # - Random `(x, y)` windows, `y` shifted by one, as `helpers.memmap.get_batch` serves them.
-- Each token's two BPE parents recovered from the ranks alone, matching the hand-trained merge
-  table, and the same sentence cut another way (`helpers.augment`), an augmentation that did not
-  pay on plots-bench.
+# - Each token's two BPE parents recovered from the ranks alone, matching the hand-trained merge
+#   table, and the same sentence cut another way (`helpers.augment`), an augmentation that did not
+#   pay on plots-bench.
 #
 # **Next, Chapter 2: attention.** A batch `x` of shape `(B, T)` becomes a `(B, T, C)` tensor of
 # embeddings, and the model needs a way for position $t$ to gather information from positions
