@@ -154,6 +154,7 @@ def quality(minutes: float = 10.0, corpus: Path = SHARED_CORPUS, work: Path | No
     out = {"bench": BENCH_DOC, "preset": preset, "minutes": minutes, "threads": torch.get_num_threads(),
            "model": {k: getattr(best.config, k) for k in ("n_layer", "n_embd", "n_head", "block_size", "vocab_size",
                                                          "pos_emb", "dropout", "mlp", "qk_norm", "logit_softcap")},
+           "ema_decay": train_cfg.ema_decay,
            "dtype": str(pick_dtype(detect_device(), train_cfg.dtype)).replace("torch.", ""), "steps": res.step,
            "tokens_seen": evals[-1]["tokens"] if evals else 0,
            "best_step": best.info.get("step"), "val_bpb": exact["bpb"], "val_bpb_no_overlap": plain["bpb"],
@@ -195,7 +196,9 @@ def markdown(result: dict) -> str:
                   + ("rotary positions, " if md.get("pos_emb") == "rope" else "")
                   + ("relu² MLP, " if md.get("mlp") == "relu2" else "")
                   + ("QK-norm, " if md.get("qk_norm") else "")
-                  + (f"logits soft-capped at {md['logit_softcap']:g}, " if md.get("logit_softcap") else "") +
+                  + (f"logits soft-capped at {md['logit_softcap']:g}, " if md.get("logit_softcap") else "")
+                  + (f"dropout {md['dropout']:g}, " if md.get("dropout") else "")
+                  + (f"weights averaged (EMA {q['ema_decay']:g}), " if q.get("ema_decay") else "") +
                   f"{q['dtype']}) reached **{q['val_bpb']:.3f} val bits per byte** (sliding window; "
                   f"{q['val_bpb_no_overlap']:.3f} with non-overlapping windows) after {q['tokens_seen']:,} tokens "
                   f"in {q['steps']:,} steps."

@@ -69,6 +69,7 @@ class TrainConfig:
     muon_lr_scale: float = 1.0  # Muon's step = lr x this x Moonshot's RMS match (its decay stays lr x wd)
     grad_clip: float = 1.0  # 0 disables clipping
     token_split: float = 0.0  # augmentation: chance a training token comes as its two BPE parents (helpers/augment.py)
+    ema_decay: float = 0.0  # > 0: evaluate and save an average of the weights, e.g. 0.998 (helpers/ema.py); 0 = off
     eval_interval: int = 200  # steps between evaluations (and checkpoints)
     eval_iters: int = 20  # batches per split when estimating the loss
     sample_tokens: int = 80  # length of the demo generation printed at each eval; 0 = none
@@ -86,6 +87,9 @@ class TrainConfig:
             raise ValueError("train config: max_iters, warmup_iters and max_minutes must not be negative")
         if self.lr <= 0 or self.muon_lr_scale <= 0:
             raise ValueError("train config: lr and muon_lr_scale must be positive")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"train config: ema_decay={self.ema_decay} must be in [0, 1): 0 turns it off, "
+                             "0.99-0.999 average over the last 100-1000 steps")
         if not 0.0 <= self.token_split < 1.0:
             raise ValueError(f"train config: token_split={self.token_split} must be in [0, 1)")
         if self.optimizer not in ("adamw", "muon"):
@@ -111,17 +115,23 @@ PRESETS: dict[str, Preset] = {
                     eval_iters=4, sample_tokens=24, dtype="float32"),
     ),
     "cpu": Preset(
-        "cpu", "laptop CPU: the best plots-bench model for 10 minutes on 2 cores (bench/search_cpu.py)",
+        "cpu", "laptop CPU with bf16 hardware: the best plots-bench model for 10 minutes on 2 cores (bench/search_cpu.py)",
         # Searched on plots-bench v1 (the Performance page): at 10 minutes on 2 cores a bigger model
         # is still learning when time runs out, a smaller or less regularised one memorises. bf16
-        # autocast where the CPU has it (dtype auto) doubles the tokens/s at the same quality per token.
-        # 8 layers scored the same within noise; 6 is 1.4x faster, which matters on slower laptops.
-        ModelConfig(block_size=128, n_layer=6, n_head=4, n_embd=256, dropout=0.2),
-        TrainConfig(batch_size=16, max_iters=3000, lr=2e-3, warmup_iters=100, eval_interval=250,
-                    eval_iters=10, sample_tokens=60, patience=6),
+        # autocast where the CPU has it (dtype auto) gives 2-3x the tokens/s of fp32.
+        # Round 8 (2 Zen 5 cores): the cpu-fp32 preset's findings (rotary positions, squared ReLU, no
+        # biases, weight decay 1.0, 2,048 tokens) at this 6 x 256 shape, then two regularisers:
+        # 1.986 bits per byte with neither, 1.877 with dropout 0.1, 1.853 with an average of the
+        # weights (ema_decay, helpers/ema.py), 1.845 with both. 8 layers tied (1.849) and are slower;
+        # the round-2 preset (GELU, learned positions, dropout 0.2, 4,096 tokens) had scored 1.974.
+        ModelConfig(block_size=128, n_layer=6, n_head=4, n_embd=256, dropout=0.1, bias=False, pos_emb="rope",
+                    mlp="relu2"),
+        TrainConfig(batch_size=16, max_iters=3000, lr=3e-3, weight_decay=1.0, warmup_iters=100, eval_interval=250,
+                    eval_iters=10, sample_tokens=60, patience=6, ema_decay=0.995),
+        vocab_size=2048,
     ),
     "cpu-fp32": Preset(
-        "cpu-fp32", "what `cpu` means on a CPU without bf16 hardware: smaller, faster, rotary positions, squared ReLU",
+        "cpu-fp32", "what `cpu` means on a CPU without bf16 hardware: smaller and faster, no dropout",
         # Searched on plots-bench v1 on 2 Zen 3 cores (AVX2, no bf16; round 3 on the Performance page).
         # In float32 the budget holds 1-2M tokens, a few passes over the corpus: training is
         # compute-bound, not data-bound, so a narrow model without dropout or biases (faster steps)
@@ -135,10 +145,12 @@ PRESETS: dict[str, Preset] = {
         # vocabulary, ahead within the noise in round 4, was ahead again: 1.913 (11 % more steps).
         # Round 7: nothing beat it (1.906 as the control): token splitting 1.944, 1,024 tokens 1.913,
         # weight decay 1.5 1.909, beta2 0.99 1.912, lr 4e-3 1.921, lr 2e-3 1.905 (a tie), batch 24 1.912.
+        # Round 8 (on a Zen 5, forced to float32, side by side): an average of the weights (ema_decay,
+        # helpers/ema.py) took it from 1.932 to 1.864 bits per byte.
         ModelConfig(block_size=128, n_layer=4, n_head=3, n_embd=192, dropout=0.0, bias=False, pos_emb="rope",
                     mlp="relu2"),
         TrainConfig(batch_size=16, max_iters=3000, lr=3e-3, weight_decay=1.0, warmup_iters=100, eval_interval=250,
-                    eval_iters=10, sample_tokens=60, patience=6, dtype="float32"),
+                    eval_iters=10, sample_tokens=60, patience=6, dtype="float32", ema_decay=0.995),
         vocab_size=2048,
     ),
     "gpu-124m": Preset(

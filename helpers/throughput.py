@@ -34,6 +34,7 @@ from torch.nn import functional as F
 
 from .config import ModelConfig, TrainConfig
 from .device import autocast, detect_device, keep_freed_memory, pick_dtype
+from .ema import EMA
 from .memmap import get_batch
 from .model import GPT
 from .optim import configure_optimizer
@@ -157,6 +158,7 @@ def make_step(kind: str, model_cfg: ModelConfig, train_cfg: TrainConfig, device:
         ctx = autocast(device, dtype)
         scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == torch.float16)
         state = {"batch": get_batch(arr, B, T, gen, device), "running": torch.zeros((), device=device)}
+        ema = EMA(model, train_cfg.ema_decay) if train_cfg.ema_decay else None  # its cost counts too
 
         def step():
             for _ in range(train_cfg.grad_accum):
@@ -171,6 +173,8 @@ def make_step(kind: str, model_cfg: ModelConfig, train_cfg: TrainConfig, device:
             scaler.step(opt)
             scaler.update()
             opt.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update(model)
         return step, model, dtype
 
     if kind == "reference":

@@ -27,6 +27,7 @@ from .atomic import disk_errors, folder_lock
 from .augment import TokenSplitter, merge_parents
 from .config import ModelConfig, TrainConfig
 from .device import autocast, detect_device, keep_freed_memory, pick_dtype, seed_everything
+from .ema import EMA, params_from_tensors, params_to_tensors
 from .evaluate import bits_per_byte, estimate_loss
 from .memmap import DataError, PreparedData, get_batch, load_data
 from .model import GPT
@@ -64,8 +65,18 @@ def _splitter(data: PreparedData, p: float) -> TokenSplitter | None:
     return TokenSplitter(merge_parents(data.tokenizer), p) if p else None
 
 
-def _restore(optimizer, scaler, batch_gen: torch.Generator, info: dict, state: dict) -> None:
-    """Optimizer, loss scaler and batch stream from a full checkpoint (for resume and for rollback)."""
+def _restore(model: GPT, ema: EMA | None, optimizer, scaler, batch_gen: torch.Generator,
+             ck: ckpt_io.Checkpoint) -> None:
+    """Weights, their average, optimizer, loss scaler and batch stream from a full checkpoint (for
+    resume and for rollback). A run with EMA saves the average as the checkpoint's weights (what
+    was evaluated) and the weights being trained in its state, as raw.*."""
+    info, state = ck.info, ck.state
+    if ema is not None:
+        ema.reset(ck.model, info.get("ema_updates", 0))
+    if "ema_updates" in info:
+        params_from_tensors(model, state, "raw.")
+    elif model is not ck.model:
+        model.load_state_dict(ck.model.state_dict())
     optimizer_from_tensors(optimizer, state, info["optimizer_groups"])
     if info.get("scaler"):
         scaler.load_state_dict(info["scaler"])
@@ -112,16 +123,16 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
     info: dict = {}
     if resume_path is not None:
         loaded = ckpt_io.load(resume_path, device="cpu", with_state=True)
-        model, info, state = loaded.model, loaded.info, loaded.state
+        model, info = loaded.model, loaded.info
         check_tokenizer(loaded.tokenizer, data, resume_path)
         log(f"resuming from {resume_path} (step {info['step']})")
     elif init_from is not None:
         check_tokenizer(init_from.tokenizer, data, init_from.path)
-        model, state = init_from.model, {}
+        model = init_from.model
         log(f"fine-tuning {init_from.path} on {data.path} with a fresh optimizer and schedule")
     else:
         model_cfg = replace(model_cfg, vocab_size=_padded_vocab(data.vocab_size))
-        model, state = GPT(model_cfg), {}
+        model = GPT(model_cfg)
     model_cfg = model.config
     block = model_cfg.block_size
     for split in ("train", "val"):
@@ -133,19 +144,23 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
     if world.rank:  # the same initial weights everywhere (seeded above), but each rank its own dropout masks
         torch.manual_seed(cfg.seed + 1000 * world.rank + int(info.get("step", 0)))
     optimizer = configure_optimizer(model, cfg, device)
+    # The average of the weights is what is evaluated and saved (helpers/ema.py); rank 0 alone keeps it.
+    ema = EMA(model, cfg.ema_decay) if cfg.ema_decay and world.main else None
     scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == torch.float16)
     batch_gen = torch.Generator().manual_seed(cfg.seed)
     splitter = _splitter(data, cfg.token_split)
     step, best_val, evals_since_best, tokens_seen, elapsed0 = 0, math.inf, 0, 0, 0.0
     if resume_path is not None:
-        _restore(optimizer, scaler, batch_gen, info, state)
+        _restore(model, ema, optimizer, scaler, batch_gen, loaded)
         if world.main:
-            torch.set_rng_state(state["rng_torch"])
-        if device.startswith("cuda") and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"])
+            torch.set_rng_state(loaded.state["rng_torch"])
+        if device.startswith("cuda") and "rng_cuda" in loaded.state:
+            torch.cuda.set_rng_state(loaded.state["rng_cuda"])
         step, best_val = info["step"], info["best_val"]
         evals_since_best, tokens_seen, elapsed0 = info["evals_since_best"], info["tokens_seen"], info["elapsed_s"]
-    run_model = torch.compile(model) if cfg.compile else model  # evaluation and sampling use this one
+    run_model = torch.compile(model) if cfg.compile else model
+    eval_model = run_model if ema is None else torch.compile(ema.model) if cfg.compile else ema.model
+    saved_model = model if ema is None else ema.model  # the weights every checkpoint file holds
     # Training goes through DDP when there are several ranks: it all-reduces the gradients in backward.
     train_model = DDP(run_model, device_ids=[device] if device.startswith("cuda") else None) if world.active \
         else run_model
@@ -179,18 +194,21 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
         if full:
             tensors, groups = optimizer_to_tensors(optimizer)
             info_out.update(optimizer_groups=groups, scaler=scaler.state_dict() if scaler.is_enabled() else None)
+            if ema is not None:  # the file's weights are the average; resuming needs the trained ones too
+                tensors.update(params_to_tensors(model, "raw."))
+                info_out["ema_updates"] = ema.updates
             tensors["rng_torch"] = torch.get_rng_state()
             tensors["rng_batch"] = batch_state  # as it was before the batch already fetched for the next step
             if device.startswith("cuda"):
                 tensors["rng_cuda"] = torch.cuda.get_rng_state()
         with disk_errors(path, "the earlier checkpoints are intact - free some space, then continue with --resume"):
-            return ckpt_io.save(path, model, data.tokenizer, info_out, tensors)
+            return ckpt_io.save(path, saved_model, data.tokenizer, info_out, tensors)
 
     def evaluate_and_save() -> dict:
         nonlocal best_val, evals_since_best
         # The same eval batches every time: evals compare like with like, and the training stream is untouched.
         eval_gen = torch.Generator().manual_seed(cfg.seed + 1)
-        losses = estimate_loss(run_model, data, batch_size=cfg.batch_size * world.size, block_size=block,
+        losses = estimate_loss(eval_model, data, batch_size=cfg.batch_size * world.size, block_size=block,
                                eval_iters=cfg.eval_iters, generator=eval_gen, device=device, ctx=ctx)
         rec = {"kind": "eval", "step": step, "train_loss": losses["train"], "val_loss": losses["val"],
                "val_bpb": bits_per_byte(losses["val"], data.bytes_per_token("val")), "lr": lr,
@@ -201,7 +219,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
                                          "was saved for this step - lower --lr and resume from the last checkpoint")
             return None  # the caller rolls back; nothing non-finite is ever saved
         if cfg.sample_tokens:
-            ck = ckpt_io.Checkpoint(model, data.tokenizer, {}, out_dir)
+            ck = ckpt_io.Checkpoint(saved_model, data.tokenizer, {}, out_dir)
             rec["sample"] = sample.generate(ck, "", 1, sample.SampleSettings(cfg.sample_tokens, seed=cfg.seed))[0]
         improved = rec["val_loss"] < best_val
         if improved:
@@ -237,8 +255,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
             raise FloatingPointError(f"training diverged at step {bad_step} ({why}), {rollbacks} times; the last good "
                                      f"checkpoint is {path} - lower --lr (now {cfg.lr:g}) and resume from it")
         good = ckpt_io.load(path, device="cpu", with_state=True)
-        model.load_state_dict(good.model.state_dict())
-        _restore(optimizer, scaler, batch_gen, good.info, good.state)
+        _restore(model, ema, optimizer, scaler, batch_gen, good)
         torch.randint(2, (rollbacks,), generator=batch_gen)  # step the stream on: other windows this time
         step, best_val, tokens_seen = good.info["step"], good.info["best_val"], good.info["tokens_seen"]
         evals_since_best, last_eval_step = good.info["evals_since_best"], good.info["step"]
@@ -342,6 +359,8 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update(model)
             step += 1
             tokens_seen += tokens_per_step
             if step % LOG_EVERY == 0:

@@ -444,8 +444,9 @@ plt.show()
 # By these measures our 200 KB sample corpus supports about 2,048 tokens. The library's default,
 # 4,096, is meant for the corpora you would train on for real (the reference's Wikipedia plots,
 # the 42,306 CMU summaries: hundreds of times larger), where tokens recur often enough; there
-# 8,192 or 16,384 can pay off too. The book keeps 4,096 on every machine, `plotgpt prepare`'s default
-# too (except on a CPU that trains in float32, where the `cpu-fp32` preset measured better with 2,048). On
+# 8,192 or 16,384 can pay off too. The book keeps 4,096 on every machine. `plotgpt prepare` defaults
+# to 2,048: the `cpu-fp32` preset measured best with it on the 1.1 MB plots-bench corpus, and the
+# `cpu` preset was tuned with it. On
 # the sample it gives about 3.5 bytes per token on new text (a word is about 1.7 tokens) for a
 # quarter of the CPU model's parameters. Preparing the sample with `vocab_size=2048` and
 # comparing the models of Chapter 4 is a good experiment. (Compare them in **bits per byte**,

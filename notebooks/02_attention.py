@@ -486,7 +486,7 @@ def attention_maps(model, idx):
     """Attention weights of every layer and head, (n_layer, n_head, T, T), computed with our module."""
     tr, T = model.transformer, idx.size(1)
     x = tr.wte(idx)  # (1, T, C): the block-0 input (dropout is off in eval) ...
-    if "wpe" in tr:  # ... plus the position table, unless the model uses rotary positions (cpu-fp32)
+    if "wpe" in tr:  # ... plus the position table, unless the model uses rotary positions (the cpu presets)
         x = x + tr.wpe(torch.arange(T))
     maps, ok = [], True
     for block in tr.h:

@@ -224,11 +224,11 @@ print("matches helpers.model.MLP")
 # %% [markdown]
 # ### A later non-linearity: the squared ReLU
 #
-# The `cpu-fp32` preset replaces GELU with $\mathrm{ReLU}(x)^2 = \max(0, x)^2$ (So et al. 2021,
+# Both CPU presets replace GELU with $\mathrm{ReLU}(x)^2 = \max(0, x)^2$ (So et al. 2021,
 # "Primer", found it by searching over architectures; the nanoGPT speedruns use it too). It is
 # zero for negative inputs like ReLU, but grows quadratically, so a unit that fires strongly
 # fires *much* more strongly, and it is cheaper to compute than GELU's tanh. In round 5 of the
-# search behind that preset (the book's Performance page) it took plots-bench from 1.958 to
+# search behind the `cpu-fp32` preset (the book's Performance page) it took plots-bench from 1.958 to
 # 1.926 bits per byte, the largest gain of any single change in the round. The library computes it with a hand-written
 # backward pass (`helpers.model.ReLU2`); here is the one-line teaching version, checked against it:
 
@@ -585,9 +585,9 @@ print("helpers.model.GPT(logit_softcap=15) gives 15 tanh(logits / 15) of the sam
 #
 # $$N = \underbrace{V C + T_{max} C}_{\text{embeddings}} + \underbrace{L\,(12C^2 + 13C) + 2C}_{\text{non-embedding}}.$$
 #
-# (The `cpu-fp32` preset differs twice. It has no $T_{max} C$ position table: it uses *rotary*
+# (The CPU presets differ twice. They have no $T_{max} C$ position table: they use *rotary*
 # positions, which turn each head's queries and keys by an angle that grows with the position, so
-# attention scores depend on how far apart two tokens are; they cost no parameters. And it has
+# attention scores depend on how far apart two tokens are; they cost no parameters. And they have
 # no biases, so a block has $12C^2 + 2C$ parameters and the final LayerNorm $C$.)
 #
 # We count the three presets of `helpers.config.PRESETS` (the shapes that `plotgpt train --preset`
@@ -611,8 +611,8 @@ rows = [count(name, vocab) for name in PRESETS for vocab in (4096, 50304)]
 
 def formula(m: ModelConfig) -> int:
     C, L = m.n_embd, m.n_layer
-    positions = m.block_size * C if m.pos_emb == "learned" else 0  # rotary positions (cpu-fp32) have no table
-    if not m.bias:  # no biases (cpu-fp32): per block only the two LayerNorm gains, C each
+    positions = m.block_size * C if m.pos_emb == "learned" else 0  # rotary positions (the cpu presets) have no table
+    if not m.bias:  # no biases (the cpu presets): per block only the two LayerNorm gains, C each
         return m.vocab_size * C + positions + L * (12 * C * C + 2 * C) + C
     return m.vocab_size * C + positions + L * (12 * C * C + 13 * C) + 2 * C
 

@@ -90,6 +90,7 @@ def test_quality_run_on_the_shared_corpus_writes_report_and_plot(tmp_path):
     assert r["curve"][0]["minutes"] == 0 and r["curve"][-1]["minutes"] <= 0.15 * 1.5
     md = (tmp_path / "q.md").read_text()
     assert f"{r['val_bpb']:.3f} val bits per byte" in md
+    assert ("weights averaged (EMA" in md) == bool(r["ema_decay"])  # the sentence names what was trained
     assert (tmp_path / "q-bpb.png").stat().st_size > 5000
 
 

@@ -129,6 +129,8 @@ def _bad_inputs(tmp_path: Path, tiny_run: Path, prepared: Path):
         "no prepared data": (["train"], "no prepared data"),
         "token split out of range": (["train", "--data", str(prepared), "--preset", "smoke", "--token-split", "1.5"],
                                      "token_split=1.5 must be in"),
+        "ema decay out of range": (["train", "--data", str(prepared), "--preset", "smoke", "--ema-decay", "1"],
+                                   "ema_decay=1.0 must be in"),
         "unprepared data folder": (["train", "--data", str(tmp_path)], "not prepared data"),
         "existing run": (["train", "--data", str(prepared), "--preset", "smoke", "--out", str(tiny_run)],
                          "already holds a run"),
@@ -181,16 +183,22 @@ def test_cpu_preset_in_float32_trains_the_rotary_cpu_fp32_shape(tmp_path, cli_en
     assert r.returncode == 0, r.stderr
     assert "preset cpu -> cpu-fp32" in r.stdout + r.stderr
     from helpers import checkpoint
+    from helpers.config import PRESETS
 
     cfg = checkpoint.load(out).config
     assert cfg.pos_emb == "rope" and not cfg.bias and cfg.n_layer == 1  # the preset's shape, the flags on top
+    assert cfg.dropout == PRESETS["cpu-fp32"].model.dropout != PRESETS["cpu"].model.dropout
 
 
 def test_prepare_defaults_to_the_vocabulary_of_this_machines_cpu_preset(tmp_path, capsys, monkeypatch):
-    """2,048 where `--preset cpu` means cpu-fp32 (no bf16 hardware), 4,096 where it means cpu."""
+    """cpu-fp32's vocabulary where `--preset cpu` means cpu-fp32 (no bf16 hardware), cpu's where it means cpu."""
+    from dataclasses import replace
+
     from helpers import device
     from helpers.config import PRESETS
 
+    # both presets were tuned at 2,048 tokens: give one another size, so the test tells which was read
+    monkeypatch.setitem(PRESETS, "cpu", replace(PRESETS["cpu"], vocab_size=1024))
     for native_bf16, preset in [(False, "cpu-fp32"), (True, "cpu")]:
         monkeypatch.setattr(device, "cpu_has_native_bf16", lambda v=native_bf16: v)
         if device.detect_device() != "cpu":

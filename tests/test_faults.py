@@ -19,12 +19,16 @@ QUIET = dict(progress=False, log=lambda *_: None)
 
 
 def _all_finite(path):
-    return all(torch.isfinite(v).all() for v in C.load(path).model.state_dict().values())
+    ck = C.load(path, with_state=True)  # the weights, and the trained weights a run with EMA keeps in its state
+    return all(torch.isfinite(v).all() for v in [*ck.model.state_dict().values(), *ck.state.values()]
+               if v.is_floating_point())
 
 
-def test_a_nan_loss_rolls_back_to_the_last_good_checkpoint_and_the_run_finishes(prepared, tmp_path, monkeypatch):
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_a_nan_loss_rolls_back_to_the_last_good_checkpoint_and_the_run_finishes(prepared, tmp_path, monkeypatch,
+                                                                                ema_decay):
     monkeypatch.setattr(T, "_NAN_AT", {25})
-    model_cfg, cfg = get_preset("smoke", max_iters=40, eval_interval=10)
+    model_cfg, cfg = get_preset("smoke", max_iters=40, eval_interval=10, ema_decay=ema_decay)
     res = T.train(prepared, model_cfg, cfg, tmp_path / "run", **QUIET)
     assert res.step == 40 and res.stop_reason == "max_iters"
     recs = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

@@ -31,11 +31,12 @@ def _weights(path):
     return C.load(path).model.state_dict()
 
 
-@pytest.mark.parametrize("optimizer, token_split", [("adamw", 0.0), ("muon", 0.0), ("adamw", 0.2)])
-def test_resume_reproduces_an_uninterrupted_run_exactly(prepared, tmp_path, optimizer, token_split):
+@pytest.mark.parametrize("optimizer, token_split, ema_decay",
+                         [("adamw", 0.0, 0.0), ("muon", 0.0, 0.0), ("adamw", 0.2, 0.0), ("adamw", 0.0, 0.9)])
+def test_resume_reproduces_an_uninterrupted_run_exactly(prepared, tmp_path, optimizer, token_split, ema_decay):
     """Interrupted at step 20 (by SIGINT, like Ctrl-C) and resumed == one straight run of 40 steps."""
     model_cfg, cfg = get_preset("smoke", max_iters=40, eval_interval=10, dropout=0.1, keep_last=2,
-                                optimizer=optimizer, token_split=token_split)
+                                optimizer=optimizer, token_split=token_split, ema_decay=ema_decay)
     straight = train(prepared, model_cfg, cfg, tmp_path / "a", **QUIET)
 
     def interrupt(rec):
@@ -49,6 +50,10 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(prepared, tmp_path, opti
     a, b = _weights(straight.last_checkpoint), _weights(second.last_checkpoint)
     for k in a:
         assert torch.equal(a[k], b[k]), k  # bit-identical on CPU with a fixed seed
+    a, b = C.load(straight.last_checkpoint, with_state=True).state, C.load(second.last_checkpoint, with_state=True).state
+    assert a.keys() == b.keys() and any(k.startswith("raw.") for k in a) == bool(ema_decay)
+    for k in a:  # with EMA the trained weights travel in the state: they too must match
+        assert torch.equal(a[k], b[k]), k
     hist_a = [e for e in straight.history if e["kind"] == "eval"]
     hist_b = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert [e["val_loss"] for e in hist_a] == [e["val_loss"] for e in hist_b if e["kind"] == "eval"]
