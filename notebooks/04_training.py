@@ -68,8 +68,9 @@ print(f"{data.meta['splits']['train']['tokens']:,} training tokens, vocabulary {
 # none. The rule is simple: decay every parameter with two or more dimensions.
 #
 # How strong? GPT-2 used $\lambda = 0.1$. A small model that makes many passes over a small
-# corpus starts to memorise it, and there a much stronger pull pays: both CPU presets use 1.0,
-# which took `cpu-fp32` from 1.978 to 1.958 bits per byte on plots-bench (the Performance page).
+# corpus starts to memorise it, and there a much stronger pull pays: the `cpu-fp32` preset uses
+# 1.0, which took it from 1.978 to 1.958 bits per byte on plots-bench, and the `cpu` preset 2.0
+# (the Performance page).
 
 # %%
 model = GPT(ModelConfig(vocab_size=data.vocab_size, block_size=64, n_layer=2, n_head=2, n_embd=64))
@@ -408,7 +409,7 @@ print("matches helpers.ema.EMA")
 # The preset follows the hardware: `gpu-124m` (the reference's 124M model) on a GPU, `cpu` on a
 # laptop, and a toy size under CI. On a CPU without bf16 hardware, `cpu` means `cpu-fp32`
 # (`helpers.device.resolve_preset`): float32 gives such a CPU fewer tokens per minute, and a
-# smaller model without dropout learns more from them. Both evaluate and keep the average of their
+# smaller model learns more from them. Both evaluate and keep the average of their
 # weights (section 7). The plot below updates in place at every evaluation. With
 # `patience=3` the run stops by itself once validation loss has not improved for three
 # evaluations in a row.

@@ -185,9 +185,11 @@ def test_cpu_preset_in_float32_trains_the_rotary_cpu_fp32_shape(tmp_path, cli_en
     from helpers import checkpoint
     from helpers.config import PRESETS
 
-    cfg = checkpoint.load(out).config
+    ck = checkpoint.load(out)
+    cfg = ck.config
     assert cfg.pos_emb == "rope" and not cfg.bias and cfg.n_layer == 1  # the preset's shape, the flags on top
-    assert cfg.dropout == PRESETS["cpu-fp32"].model.dropout != PRESETS["cpu"].model.dropout
+    assert ck.info["train_config"]["weight_decay"] == PRESETS["cpu-fp32"].train.weight_decay \
+        != PRESETS["cpu"].train.weight_decay
 
 
 def test_prepare_defaults_to_the_vocabulary_of_this_machines_cpu_preset(tmp_path, capsys, monkeypatch):
