@@ -349,7 +349,6 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %%
-# NBVAL_CHECK_OUTPUT
 assert loss_avg < 0.5 * loss_w
 print("over the last 200 steps the average's loss is less than half the weights' own")
 
@@ -381,7 +380,6 @@ for n in range(20):
     lib.update(tiny)
 
 # %%
-# NBVAL_CHECK_OUTPUT
 assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(mine, lib.model.parameters()))
 print("matches helpers.ema.EMA")
 
