@@ -121,11 +121,8 @@ CANDIDATES: dict[str, dict] = {
     "r8-fp32preset-bf16": dict(R7, dtype="bfloat16"),  # the cpu-fp32 preset, in bf16
     "r8-6x256": dict(R8),
     "r8-6x256-d0.1": dict(R8, dropout=0.1),
-    "r8-8x256-d0.1": dict(R8, n_layer=8, dropout=0.1),
-    "r8-6x384-d0.2": dict(R7, n_layer=6, n_embd=384, n_head=6, dropout=0.2, lr=2e-3, dtype="bfloat16"),
     # an average of the weights over the last ~200 steps is what is evaluated and kept (helpers/ema.py)
     "r8-6x256-ema": dict(R8, ema_decay=0.995),
-    "r8-6x256-T256": dict(R8, block_size=256),  # twice the context: a whole plot, its names included
     # the average won by 0.13 and then memorised after ~1,650 steps: regularise it, and give it a bigger model
     "r8-6x256-d0.1-ema": dict(R8, dropout=0.1, ema_decay=0.995),
     "r8-6x384-d0.2-ema": dict(R8, n_embd=384, n_head=6, dropout=0.2, lr=2e-3, ema_decay=0.995),

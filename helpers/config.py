@@ -69,7 +69,7 @@ class TrainConfig:
     muon_lr_scale: float = 1.0  # Muon's step = lr x this x Moonshot's RMS match (its decay stays lr x wd)
     grad_clip: float = 1.0  # 0 disables clipping
     token_split: float = 0.0  # augmentation: chance a training token comes as its two BPE parents (helpers/augment.py)
-    ema_decay: float = 0.0  # > 0: evaluate and save an average of the weights, e.g. 0.998 (helpers/ema.py); 0 = off
+    ema_decay: float = 0.0  # > 0: evaluate and save an average of the weights, e.g. 0.995 (helpers/ema.py); 0 = off
     eval_interval: int = 200  # steps between evaluations (and checkpoints)
     eval_iters: int = 20  # batches per split when estimating the loss
     sample_tokens: int = 80  # length of the demo generation printed at each eval; 0 = none

@@ -48,7 +48,7 @@ class EMA:
         src = [p.detach() for p in raw_model(model).parameters()]
         if self._avg[0].device.type == "cpu":
             # torch 2.13's CPU foreach lerp is a slow path: 165 ms for 8.4M floats against 5 ms for
-            # a lerp_ per tensor (2 threads, Zen 5) - a sixth of a training step, measured
+            # a lerp_ per tensor (2 threads, Zen 5); it cost the first EMA trial a sixth of its steps
             for avg, p in zip(self._avg, src):
                 avg.lerp_(p, weight)
         else:  # on a GPU one fused launch for all the tensors
