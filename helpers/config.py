@@ -125,7 +125,8 @@ PRESETS: dict[str, Preset] = {
         # helpers/ema.py), 1.845 with both, and 1.832 with the average and weight decay 2.0 instead
         # of dropout, which costs nothing per step (dropout cost a quarter of the steps here).
         # Round 9 (the same Zen 5): the 2.0 run still turned up after ~2,350 steps; weight decay 3.0
-        # reached 1.825 and 4.0 1.823 (the 2.0 control 1.831 in the same session), its curve still falling at 10 minutes.
+        # reached 1.825 and 4.0 1.823 (the 2.0 control 1.831 in the same session), its curve still
+        # falling at 10 minutes.
         # 8 layers tied (1.849) and are slower; the round-2 preset (GELU, learned positions,
         # dropout 0.2, 4,096 tokens) had scored 1.974.
         ModelConfig(block_size=128, n_layer=6, n_head=4, n_embd=256, dropout=0.0, bias=False, pos_emb="rope",
