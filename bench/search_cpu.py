@@ -45,7 +45,8 @@ R5 = dict(R4, mlp="relu2", qk_norm=True, logit_softcap=15.0)  # round 5's first 
 R6 = dict(R4, mlp="relu2", optimizer="muon")  # round 5's winner (the cpu-fp32 preset) with Muon
 R7 = dict(R4, mlp="relu2", vocab=2048)  # round 6's winner, the cpu-fp32 preset
 R8 = dict(R7, n_layer=6, n_embd=256, n_head=4, dtype="bfloat16")  # the same ideas at the bf16 CPUs' shape
-R9 = dict(R8, weight_decay=2.0, ema_decay=0.995)  # round 8's winner, the cpu preset
+R9 = dict(R8, weight_decay=2.0, ema_decay=0.995)  # round 8's winner
+R10 = dict(R9, weight_decay=4.0)  # round 9's winner, the cpu preset
 CANDIDATES: dict[str, dict] = {
     "v4096-4x256-fp32": {},
     "v2048-4x256-fp32": dict(vocab=2048),
@@ -136,6 +137,15 @@ CANDIDATES: dict[str, dict] = {
     "r9-wd4": dict(R9, weight_decay=4.0),
     "r9-ema0.998": dict(R9, ema_decay=0.998),  # a longer average: ~500 steps instead of ~200
     "r9-8x256-wd3": dict(R9, n_layer=8, weight_decay=3.0),  # more capacity, held back harder
+    # Round 10, the same Zen 5, from round 9's winner (the cpu preset). 10 minutes are ~20 passes over
+    # the 1.1 MB corpus: data-bound, so what each pass teaches matters more than the tokens a second
+    "r10-wd6": dict(R10, weight_decay=6.0),  # wd 4's curve was still falling at the end
+    # twice the context a prediction sees (character names recur), the same tokens a step; at 6 x 256
+    # attention is a quarter of the FLOPs, so it costs little, and the scoring context doubles too
+    "r10-T256-B8": dict(R10, block_size=256, batch_size=8),
+    "r10-ema0.998": dict(R10, ema_decay=0.998),  # a longer average: ~500 steps instead of ~200
+    "r10-8x256": dict(R10, n_layer=8),  # more capacity, now that it is held back harder
+    "r10-lr2e-3-wd6": dict(R10, lr=2e-3, weight_decay=6.0),  # the same decay per step (lr x wd) as wd 4
 }
 
 
