@@ -63,6 +63,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.1  # cosine floor = lr * min_lr_ratio
     warmup_iters: int = 100
     weight_decay: float = 0.1  # on matrices only (embeddings included), never on biases/LayerNorm
+    embed_decay: bool = True  # decay the (tied) token embedding too; False spares it (rare tokens' rows)
     beta1: float = 0.9
     beta2: float = 0.95
     optimizer: str = "adamw"  # adamw | muon (Muon for the blocks' matrices, AdamW for the rest)

@@ -31,18 +31,22 @@ def lr_at(step: int, cfg: TrainConfig, time_progress: float = 0.0) -> float:
 def configure_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: str) -> torch.optim.Optimizer:
     """AdamW, or with cfg.optimizer == "muon" Muon for the blocks' matrices (helpers/muon.py)."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    decay = [p for _, p in named if p.dim() >= 2]  # matmul weights and embeddings
-    no_decay = [p for _, p in named if p.dim() < 2]  # biases and LayerNorm gains
+    # Embedding tables: a row is pulled toward zero at every step but pushed back only when its token
+    # occurs, so decay shrinks the rare tokens' rows most. embed_decay=False spares them (the tied
+    # output layer is the same matrix). DDP's "module." and compile's "_orig_mod." keep the suffix.
+    embed = {id(p) for n, p in named if n.endswith(("wte.weight", "wpe.weight", "lm_head.weight"))}
+    decay = [p for _, p in named if p.dim() >= 2 and (cfg.embed_decay or id(p) not in embed)]
+    no_decay = [p for _, p in named if p.dim() < 2 or (not cfg.embed_decay and id(p) in embed)]
     # The fused kernel does the whole update in one pass over memory (CUDA, and CPU in recent torch).
     fused = "fused" in inspect.signature(torch.optim.AdamW).parameters and device.split(":")[0] in ("cuda", "cpu")
     if cfg.optimizer == "muon":
         # the hidden matrices: attention and MLP weights inside the blocks, not the embeddings
-        is_hidden = {id(p): p.dim() == 2 and ".h." in f".{n}" for n, p in named}
-        hidden = [p for p in decay if is_hidden[id(p)]]
-        embed = [p for p in decay if not is_hidden[id(p)]]
+        hidden_ids = {id(p) for n, p in named if p.dim() == 2 and ".h." in f".{n}"}
+        hidden = [p for p in decay if id(p) in hidden_ids]
+        rest = [p for p in decay if id(p) not in hidden_ids]
         groups = [{"params": hidden, "weight_decay": cfg.weight_decay, "muon": True,
                    "lr_scale": cfg.muon_lr_scale},
-                  {"params": embed, "weight_decay": cfg.weight_decay},
+                  {"params": rest, "weight_decay": cfg.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
         return MuonAdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                          fused=fused or None)

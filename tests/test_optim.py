@@ -32,6 +32,28 @@ def test_decay_only_on_matrices():
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+@pytest.mark.parametrize("embed_decay", [True, False])
+def test_embed_decay_false_spares_only_the_embedding_tables(optimizer, embed_decay):
+    # with every gradient zero, a step is decay alone: w <- (1 - lr * wd) w on what is decayed
+    m = GPT(ModelConfig(vocab_size=64, block_size=8, n_layer=1, n_head=1, n_embd=16, pos_emb="learned"))
+    opt = configure_optimizer(m, TrainConfig(lr=0.5, weight_decay=1.0, optimizer=optimizer,
+                                             embed_decay=embed_decay), "cpu")
+    before = {n: p.detach().clone() for n, p in m.named_parameters()}
+    for p in m.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    tables = ("transformer.wte.weight", "transformer.wpe.weight")
+    for n, p in m.named_parameters():
+        if n in tables:
+            assert torch.allclose(p, before[n] * (0.5 if embed_decay else 1.0)), n
+        elif p.dim() == 2:  # the blocks' matrices are decayed either way
+            assert torch.allclose(p, before[n] * 0.5), n
+        else:
+            assert torch.equal(p, before[n]), n
+    assert m.lm_head.weight is m.transformer.wte.weight  # the tied output layer goes with the table
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
 def test_optimizer_state_round_trips_through_tensors(optimizer):
     torch.manual_seed(0)
     m = GPT(ModelConfig(vocab_size=64, block_size=8, n_layer=1, n_head=1, n_embd=16))
