@@ -63,7 +63,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.1  # cosine floor = lr * min_lr_ratio
     warmup_iters: int = 100
     weight_decay: float = 0.1  # on matrices only (embeddings included), never on biases/LayerNorm
-    embed_decay: bool = True  # decay the (tied) token embedding too; False spares it (rare tokens' rows)
+    embed_decay_scale: float = 1.0  # the embedding tables' (and tied output layer's) decay = weight_decay x this
     beta1: float = 0.9
     beta2: float = 0.95
     optimizer: str = "adamw"  # adamw | muon (Muon for the blocks' matrices, AdamW for the rest)
@@ -91,6 +91,9 @@ class TrainConfig:
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"train config: ema_decay={self.ema_decay} must be in [0, 1): 0 turns it off, "
                              "0.99-0.999 average over the last 100-1000 steps")
+        if self.embed_decay_scale < 0:
+            raise ValueError(f"train config: embed_decay_scale={self.embed_decay_scale} must not be negative "
+                             "(1 = the same decay as the other matrices, 0 = none)")
         if not 0.0 <= self.token_split < 1.0:
             raise ValueError(f"train config: token_split={self.token_split} must be in [0, 1)")
         if self.optimizer not in ("adamw", "muon"):

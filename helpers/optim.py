@@ -31,27 +31,39 @@ def lr_at(step: int, cfg: TrainConfig, time_progress: float = 0.0) -> float:
 def configure_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: str) -> torch.optim.Optimizer:
     """AdamW, or with cfg.optimizer == "muon" Muon for the blocks' matrices (helpers/muon.py)."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
     # Embedding tables: a row is pulled toward zero at every step but pushed back only when its token
-    # occurs, so decay shrinks the rare tokens' rows most. embed_decay=False spares them (the tied
-    # output layer is the same matrix). DDP's "module." and compile's "_orig_mod." keep the suffix.
+    # occurs, so decay acts on them unlike on the blocks' matrices; embed_decay_scale sets theirs apart
+    # (the tied output layer is the same matrix). DDP's "module." and compile's "_orig_mod." keep the suffix.
     embed = {id(p) for n, p in named if n.endswith(("wte.weight", "wpe.weight", "lm_head.weight"))}
-    decay = [p for _, p in named if p.dim() >= 2 and (cfg.embed_decay or id(p) not in embed)]
-    no_decay = [p for _, p in named if p.dim() < 2 or (not cfg.embed_decay and id(p) in embed)]
+    matrices = [p for _, p in named if p.dim() >= 2 and id(p) not in embed]  # the blocks' weights
+    tables = [p for _, p in named if id(p) in embed]
+    no_decay = [p for _, p in named if p.dim() < 2]  # biases and LayerNorm gains
+    table_wd = cfg.weight_decay * cfg.embed_decay_scale
     # The fused kernel does the whole update in one pass over memory (CUDA, and CPU in recent torch).
     fused = "fused" in inspect.signature(torch.optim.AdamW).parameters and device.split(":")[0] in ("cuda", "cpu")
     if cfg.optimizer == "muon":
         # the hidden matrices: attention and MLP weights inside the blocks, not the embeddings
         hidden_ids = {id(p) for n, p in named if p.dim() == 2 and ".h." in f".{n}"}
-        hidden = [p for p in decay if id(p) in hidden_ids]
-        rest = [p for p in decay if id(p) not in hidden_ids]
-        groups = [{"params": hidden, "weight_decay": cfg.weight_decay, "muon": True,
-                   "lr_scale": cfg.muon_lr_scale},
-                  {"params": rest, "weight_decay": cfg.weight_decay},
+        hidden = [p for p in matrices if id(p) in hidden_ids]
+        rest = [p for p in matrices if id(p) not in hidden_ids]
+        groups = [{"params": hidden, "weight_decay": cfg.weight_decay, "muon": True, "lr_scale": cfg.muon_lr_scale},
+                  *_decay_groups(rest, tables, cfg.weight_decay, table_wd, params),
                   {"params": no_decay, "weight_decay": 0.0}]
         return MuonAdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                          fused=fused or None)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused or None)
+    groups = [*_decay_groups(matrices, tables, cfg.weight_decay, table_wd, params), {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                             fused=fused or None)
+
+
+def _decay_groups(matrices: list, tables: list, wd: float, table_wd: float, order: list) -> list[dict]:
+    """One group, in the model's order, when the tables decay like the matrices: the param groups that
+    checkpoints saved before embed_decay_scale existed, so their optimizer state still resumes. Else two."""
+    if table_wd == wd:
+        both = {id(p) for p in matrices + tables}
+        return [{"params": [p for p in order if id(p) in both], "weight_decay": wd}]
+    return [{"params": matrices, "weight_decay": wd}, {"params": tables, "weight_decay": table_wd}]
 
 
 def optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:

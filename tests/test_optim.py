@@ -32,12 +32,12 @@ def test_decay_only_on_matrices():
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "muon"])
-@pytest.mark.parametrize("embed_decay", [True, False])
-def test_embed_decay_false_spares_only_the_embedding_tables(optimizer, embed_decay):
+@pytest.mark.parametrize("scale", [1.0, 0.0, 3.0])
+def test_embed_decay_scale_sets_the_embedding_tables_decay_apart(optimizer, scale):
     # with every gradient zero, a step is decay alone: w <- (1 - lr * wd) w on what is decayed
     m = GPT(ModelConfig(vocab_size=64, block_size=8, n_layer=1, n_head=1, n_embd=16, pos_emb="learned"))
-    opt = configure_optimizer(m, TrainConfig(lr=0.5, weight_decay=1.0, optimizer=optimizer,
-                                             embed_decay=embed_decay), "cpu")
+    opt = configure_optimizer(m, TrainConfig(lr=0.1, weight_decay=1.0, optimizer=optimizer,
+                                             embed_decay_scale=scale), "cpu")
     before = {n: p.detach().clone() for n, p in m.named_parameters()}
     for p in m.parameters():
         p.grad = torch.zeros_like(p)
@@ -45,12 +45,19 @@ def test_embed_decay_false_spares_only_the_embedding_tables(optimizer, embed_dec
     tables = ("transformer.wte.weight", "transformer.wpe.weight")
     for n, p in m.named_parameters():
         if n in tables:
-            assert torch.allclose(p, before[n] * (0.5 if embed_decay else 1.0)), n
-        elif p.dim() == 2:  # the blocks' matrices are decayed either way
-            assert torch.allclose(p, before[n] * 0.5), n
+            assert torch.allclose(p, before[n] * (1 - 0.1 * scale)), n
+        elif p.dim() == 2:  # the blocks' matrices decay at weight_decay whatever the scale
+            assert torch.allclose(p, before[n] * 0.9), n
         else:
             assert torch.equal(p, before[n]), n
     assert m.lm_head.weight is m.transformer.wte.weight  # the tied output layer goes with the table
+    if scale == 1.0:  # the same param groups, in the same order, as before the scale existed
+        assert len(opt.param_groups) == (2 if optimizer == "adamw" else 3)
+
+
+def test_embed_decay_scale_must_not_be_negative():
+    with pytest.raises(ValueError, match="embed_decay_scale=-1"):
+        TrainConfig(embed_decay_scale=-1.0)
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "muon"])
