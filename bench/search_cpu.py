@@ -156,6 +156,8 @@ CANDIDATES: dict[str, dict] = {
     # back. So the blocks at round 8's 2.0 and the table harder, at 6.0, and the table alone harder
     "r10-wd2-emb6": dict(R10, weight_decay=2.0, embed_decay_scale=3.0),
     "r10-wd4-emb8": dict(R10, embed_decay_scale=2.0),
+    # 2 / 6 tied the preset's 4 / 4 and 4 / 8 learned too slowly: do the blocks need decay at all?
+    "r10-wd1-emb4": dict(R10, weight_decay=1.0, embed_decay_scale=4.0),
 }
 
 
