@@ -76,3 +76,48 @@ class TokenSplitter:
         out[rows, starts] = np.where(split, self.left[win], win)
         out[rows[split], starts[split] + 1] = self.right[win[split]]
         return out[:, :L]  # every row holds at least L tokens: splitting only lengthens it
+
+
+class DocShuffler:
+    """Training windows that never show the same document-to-document transition twice.
+
+    Random windows from one fixed token stream always see plot X followed by plot Y, so after a
+    few passes a model can learn which title comes after which ending: memorising that teaches it
+    nothing it can use on new plots. Here a window that runs past the end of its document goes
+    on into a randomly chosen one, from its start, as if the documents were shuffled anew for
+    every window. Windows inside one document are unchanged, and so is validation data.
+
+        shuffle = DocShuffler(train_tokens, eot_id)
+        windows = shuffle(train_tokens, offsets, block_size + 1, picks)   # picks: (B, K) doc indices
+    """
+
+    def __init__(self, data: np.ndarray, eot: int):
+        starts = np.flatnonzero(np.asarray(data) == eot)  # every document opens with <|endoftext|>
+        if starts.size == 0 or starts[0] != 0:
+            starts = np.r_[0, starts]  # text before the first separator is a document too
+        self.starts = starts.astype(np.int64)
+        self.ends = np.r_[starts[1:], len(data)].astype(np.int64)
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.starts)
+
+    def __call__(self, data: np.ndarray, ix: np.ndarray, length: int, picks: np.ndarray) -> np.ndarray:
+        """ix: (B,) window offsets into data; picks: (B, K) document indices to continue into, in order.
+
+        Returns (B, length) int64 windows. A row needing more than K continuations (documents shorter
+        than the window) goes on with the documents that follow the last one, in stream order.
+        """
+        out = np.empty((len(ix), length), dtype=np.int64)
+        doc_of = np.searchsorted(self.starts, ix, side="right") - 1  # (B,) the document each window opens in
+        for b in range(len(ix)):
+            d, pos, filled, k = int(doc_of[b]), int(ix[b]), 0, 0
+            while True:
+                n = min(int(self.ends[d]) - pos, length - filled)
+                out[b, filled:filled + n] = data[pos:pos + n]
+                filled += n
+                if filled == length:
+                    break
+                d = int(picks[b, k]) if k < picks.shape[1] else (d + 1) % self.n_docs
+                pos, k = int(self.starts[d]), k + 1
+        return out

@@ -70,6 +70,7 @@ class TrainConfig:
     muon_lr_scale: float = 1.0  # Muon's step = lr x this x Moonshot's RMS match (its decay stays lr x wd)
     grad_clip: float = 1.0  # 0 disables clipping
     token_split: float = 0.0  # augmentation: chance a training token comes as its two BPE parents (helpers/augment.py)
+    doc_shuffle: bool = False  # augmentation: a window leaving its document goes on in a random one (helpers/augment.py)
     ema_decay: float = 0.0  # > 0: evaluate and save an average of the weights, e.g. 0.995 (helpers/ema.py); 0 = off
     eval_interval: int = 200  # steps between evaluations (and checkpoints)
     eval_iters: int = 20  # batches per split when estimating the loss

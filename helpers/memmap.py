@@ -87,13 +87,16 @@ class TokenWriter:
 
 
 def get_batch(data: np.ndarray, batch_size: int, block_size: int, generator: torch.Generator,
-              device: str = "cpu", rank: int = 0, world: int = 1, splitter=None) -> tuple[torch.Tensor, torch.Tensor]:
+              device: str = "cpu", rank: int = 0, world: int = 1, splitter=None,
+              shuffler=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Random windows: x = tokens[i : i+T], y = tokens[i+1 : i+T+1], for B random offsets i.
 
     With `world` data-parallel ranks, every rank draws the offsets of the whole global batch from
     the same generator and keeps its own slice: the ranks see different windows, and together they
     see exactly what one process with a world-times-larger batch would. A `splitter`
-    (helpers.augment.TokenSplitter) re-segments the windows, its random draws from the same generator.
+    (helpers.augment.TokenSplitter) re-segments the windows, and a `shuffler` (helpers.augment.DocShuffler)
+    continues a window that leaves its document in a random other one; their random draws come from
+    the same generator.
     """
     n = len(data) - block_size - 1
     if n < 1:
@@ -101,7 +104,11 @@ def get_batch(data: np.ndarray, batch_size: int, block_size: int, generator: tor
                         "use a smaller --block-size or a bigger corpus")
     mine = slice(rank * batch_size, (rank + 1) * batch_size)  # this rank's rows of the global batch
     ix = torch.randint(n, (batch_size * world,), generator=generator)[mine].numpy()
-    win = data[ix[:, None] + np.arange(block_size + 1)].astype(np.int64)  # (B, T+1)
+    if shuffler is None:
+        win = data[ix[:, None] + np.arange(block_size + 1)].astype(np.int64)  # (B, T+1)
+    else:  # up to 4 other documents per window, the same draws on every rank
+        picks = torch.randint(shuffler.n_docs, (batch_size * world, 4), generator=generator)[mine].numpy()
+        win = shuffler(data, ix, block_size + 1, picks)
     if splitter is not None:
         u = torch.rand((batch_size * world, block_size + 1), generator=generator)[mine]
         win = splitter(win, u.numpy())

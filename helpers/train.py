@@ -24,7 +24,7 @@ from . import distributed as D
 from . import sample
 from . import tokenizer as tok
 from .atomic import disk_errors, folder_lock
-from .augment import TokenSplitter, merge_parents
+from .augment import DocShuffler, TokenSplitter, merge_parents
 from .config import ModelConfig, TrainConfig
 from .device import autocast, detect_device, keep_freed_memory, pick_dtype, seed_everything
 from .ema import EMA, params_from_tensors, params_to_tensors
@@ -149,6 +149,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
     scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == torch.float16)
     batch_gen = torch.Generator().manual_seed(cfg.seed)
     splitter = _splitter(data, cfg.token_split)
+    shuffler = DocShuffler(data.tokens("train"), tok.eot_id(data.tokenizer)) if cfg.doc_shuffle else None
     step, best_val, evals_since_best, tokens_seen, elapsed0 = 0, math.inf, 0, 0, 0.0
     if resume_path is not None:
         _restore(model, ema, optimizer, scaler, batch_gen, loaded)
@@ -260,7 +261,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
         step, best_val, tokens_seen = good.info["step"], good.info["best_val"], good.info["tokens_seen"]
         evals_since_best, last_eval_step = good.info["evals_since_best"], good.info["step"]
         batch_state = batch_gen.get_state()
-        x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size, splitter)
+        x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size, splitter, shuffler)
         optimizer.zero_grad(set_to_none=True)
         running.zero_()
         if world.main:
@@ -294,7 +295,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
     # ---- the loop ---------------------------------------------------------------------------
     train_arr = data.tokens("train")
     batch_state = batch_gen.get_state()
-    x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size, splitter)
+    x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size, splitter, shuffler)
     t_start = time.monotonic()
     elapsed = elapsed0
     budget_s = cfg.max_minutes * 60
@@ -350,7 +351,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
                         _NAN_AT.discard(step)
                         loss = loss * float("nan")
                     batch_state = batch_gen.get_state()
-                    x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size, splitter)
+                    x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size, splitter, shuffler)
                     scaler.scale(loss).backward()
                 running += loss.detach()
             if cfg.grad_clip > 0:

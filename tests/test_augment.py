@@ -3,7 +3,7 @@ import pytest
 import tiktoken
 import torch
 
-from helpers.augment import TokenSplitter, merge_parents
+from helpers.augment import DocShuffler, TokenSplitter, merge_parents
 from helpers.config import TrainConfig
 from helpers.memmap import get_batch, load_data
 
@@ -82,3 +82,48 @@ def test_a_split_probability_outside_0_1_is_refused(p):
         TrainConfig(token_split=p)
     with pytest.raises(ValueError, match="probability"):
         TokenSplitter(np.full((4, 2), -1), p)
+
+
+# three documents, each opening with the separator 0: [0 1 2 3] [0 4 5] [0 6 7 8 9]
+STREAM = np.array([0, 1, 2, 3, 0, 4, 5, 0, 6, 7, 8, 9])
+
+
+def test_a_window_inside_one_document_is_unchanged():
+    shuffle = DocShuffler(STREAM, eot=0)
+    assert shuffle.n_docs == 3
+    out = shuffle(STREAM, np.array([8, 1]), 3, np.array([[0], [0]]))
+    assert out.tolist() == [[6, 7, 8], [1, 2, 3]]
+
+
+def test_a_window_leaving_its_document_goes_on_in_the_picked_one_from_its_start():
+    shuffle = DocShuffler(STREAM, eot=0)
+    # from "2" in document 0: "2 3", then document 2 from its start, then (picks used up) document 0
+    out = shuffle(STREAM, np.array([2, 5]), 8, np.array([[2], [1]]))
+    assert out[0].tolist() == [2, 3, 0, 6, 7, 8, 9, 0]
+    # from "4" in document 1: "4 5", document 1 again, then the one after it in the stream
+    assert out[1].tolist() == [4, 5, 0, 4, 5, 0, 6, 7]
+
+
+def test_picking_the_next_document_every_time_gives_the_plain_windows(prepared):
+    train = load_data(prepared).tokens("train")
+    shuffle = DocShuffler(train, load_data(prepared).meta["eot_id"])
+    assert shuffle.n_docs > 10
+    rng = np.random.default_rng(0)
+    ix, L = rng.integers(0, len(train) - 200, size=64), 200
+    doc = np.searchsorted(shuffle.starts, ix, side="right") - 1
+    following = (doc[:, None] + 1 + np.arange(4)) % shuffle.n_docs  # the stream's own order
+    assert (shuffle(train, ix, L, following) == train[ix[:, None] + np.arange(L)]).all()
+    # and picked at random, every window still starts where it was asked to and stays in the vocabulary
+    out = shuffle(train, ix, L, rng.integers(0, shuffle.n_docs, size=(64, 4)))
+    assert (out[:, 0] == train[ix]).all() and out.max() < load_data(prepared).vocab_size
+    crossing = (doc + 1 < shuffle.n_docs) & (ix + L > shuffle.ends[doc])
+    assert crossing.any() and (out[crossing] != train[ix[crossing, None] + np.arange(L)]).any()
+
+
+def test_shuffled_batches_keep_their_offsets_and_targets(prepared):
+    train = load_data(prepared).tokens("train")
+    shuffle = DocShuffler(train, load_data(prepared).meta["eot_id"])
+    x0, _ = get_batch(train, 8, 64, torch.Generator().manual_seed(3))
+    x, y = get_batch(train, 8, 64, torch.Generator().manual_seed(3), shuffler=shuffle)
+    assert (x[:, 0] == x0[:, 0]).all()  # the same window offsets are drawn first
+    assert (x[:, 1:] == y[:, :-1]).all()  # targets are the inputs shifted by one
