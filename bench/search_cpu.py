@@ -169,13 +169,21 @@ CANDIDATES: dict[str, dict] = {
     # model can learn which title follows which ending. Continue a window that leaves its document in
     # a random one instead (helpers/augment.py, DocShuffler)
     "r11-docshuffle": dict(R10, doc_shuffle=True),
+    # the learning rate was last searched in round 3 (float32, 4 x 192): a higher one with the same
+    # decay per step (lr x wd), for a slower day's fewer steps
+    "r11-lr4e-3-wd3": dict(R10, lr=4e-3, weight_decay=3.0),
+    # dropout on every activation cost a quarter of the steps; AWD-LSTM's embedding dropout, on a
+    # corpus the size of Penn Treebank's, drops whole token types from the input: one draw per
+    # vocabulary entry a step, nearly free
+    "r11-embdrop0.1": dict(R10, embed_dropout=0.1),
 }
 
 
 # what trials from before these settings existed used (the cpu preset's values until round 8)
 DEFAULTS = {"pos_emb": "learned", "bias": True, "min_lr_ratio": 0.1, "mlp": "gelu", "qk_norm": False,
             "logit_softcap": 0.0, "optimizer": "adamw", "muon_lr_scale": 1.0,
-            "beta2": 0.95, "token_split": 0.0, "ema_decay": 0.0, "embed_decay_scale": 1.0, "doc_shuffle": False}
+            "beta2": 0.95, "token_split": 0.0, "ema_decay": 0.0, "embed_decay_scale": 1.0, "doc_shuffle": False,
+            "embed_dropout": 0.0}
 
 
 def settings(name: str) -> dict:
@@ -271,7 +279,7 @@ def cmd_report(a) -> None:
     recs = [json.loads(x) for x in (Path(a.out) / "results.jsonl").read_text().splitlines() if x.strip()]
     keys = ["vocab", "n_layer", "n_embd", "block_size", "batch_size", "dropout", "lr", "weight_decay", "dtype",
             "pos_emb", "bias", "min_lr_ratio", "mlp", "qk_norm", "logit_softcap", "optimizer", "muon_lr_scale",
-            "beta2", "token_split", "ema_decay", "embed_decay_scale", "doc_shuffle"]
+            "beta2", "token_split", "ema_decay", "embed_decay_scale", "doc_shuffle", "embed_dropout"]
     lines = ["| trial | " + " | ".join(keys) + " | steps | tokens seen | val bpb | (no overlap) |",
              "|---" * (len(keys) + 5) + "|"]
     named = {json.dumps(settings(n), sort_keys=True): n for n in CANDIDATES}

@@ -20,6 +20,7 @@ class ModelConfig:
     n_head: int = 6
     n_embd: int = 384
     dropout: float = 0.0
+    embed_dropout: float = 0.0  # drop whole token types from the input per step (AWD-LSTM's embedding dropout)
     bias: bool = True  # biases in Linear and LayerNorm, as GPT-2
     pos_emb: str = "learned"  # learned: GPT-2's position table | rope: rotary, as in GPT-NeoX and LLaMA
     mlp: str = "gelu"  # gelu: GPT-2's | relu2: relu(x)^2, as in Primer and the modded-nanoGPT speedrun
@@ -47,8 +48,9 @@ class ModelConfig:
         if isinstance(self.logit_softcap, bool) or not (isinstance(self.logit_softcap, (int, float))
                                                         and 0.0 <= self.logit_softcap <= 1e4):
             raise ValueError(f"model config: logit_softcap={self.logit_softcap!r} must be 0 (off) or a positive cap")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model config: dropout={self.dropout} must be in [0, 1)")
+        for name in ("dropout", "embed_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"model config: {name}={getattr(self, name)} must be in [0, 1)")
 
 
 @dataclass(frozen=True)

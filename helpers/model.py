@@ -228,14 +228,24 @@ class GPT(nn.Module):
         cap = self.config.logit_softcap
         return _SoftcapFn.apply(logits, cap) if cap > 0 else logits
 
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, T) -> the residual stream's input (B, T, C)."""
+        x = self.transformer.wte(idx)  # (B, T, C)
+        if self.training and self.config.embed_dropout > 0:
+            # Embedding dropout (Gal & Ghahramani 2016, AWD-LSTM): a dropped token type loses its row
+            # everywhere in the batch, so the model must also read each token from its context. One
+            # random draw per vocabulary entry: nearly free, unlike dropout on every activation.
+            keep = dropout_mask((self.config.vocab_size,), self.config.embed_dropout, x.dtype, x.device)  # (V,)
+            x = x * keep[idx].unsqueeze(-1)  # (B, T, C) * (B, T, 1)
+        if "wpe" in self.transformer:
+            x = x + self.transformer.wpe(torch.arange(idx.shape[1], device=idx.device))  # + (T, C), broadcast over B
+        return self.transformer.drop(x)
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         B, T = idx.shape
         if T > self.config.block_size:
             raise ValueError(f"sequence of {T} tokens is longer than block_size {self.config.block_size}")
-        x = self.transformer.wte(idx)  # (B, T, C)
-        if "wpe" in self.transformer:
-            x = x + self.transformer.wpe(torch.arange(T, device=idx.device))  # + (T, C), broadcast over B
-        x = self.transformer.drop(x)
+        x = self.embed(idx)  # (B, T, C)
         for block in self.transformer.h:
             x = block(x)
         x = self.transformer.ln_f(x)

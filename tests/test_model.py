@@ -191,6 +191,27 @@ def test_training_mode_dropout_is_random_and_eval_mode_is_not():
         assert torch.equal(model(x, x)[0], model(x, x)[0])
 
 
+def test_embedding_dropout_drops_whole_token_types_in_training_only():
+    torch.manual_seed(0)
+    p, V = 0.3, 512
+    model = GPT(ModelConfig(vocab_size=V, block_size=64, n_layer=1, n_head=2, n_embd=16, embed_dropout=p,
+                            pos_emb="rope"))
+    idx = torch.arange(V).repeat(2).reshape(16, 64)  # every token type twice, in different rows
+    table = model.transformer.wte.weight
+    x = model.train().embed(idx)
+    scale = (x / table[idx]).mean(-1)  # (B, T): 0 where the type was dropped, 1 / (1 - p) where kept
+    kept = scale > 0.5
+    assert torch.allclose(scale[kept], torch.full_like(scale[kept], 1 / (1 - p)), atol=1e-4)
+    first, second = kept.flatten()[:V], kept.flatten()[V:]  # type v sits at flat positions v and V + v
+    assert torch.equal(first, second)  # one verdict per type, wherever it occurs
+    per_type = first.float()
+    assert abs(1 - per_type.mean().item() - p) < 0.07  # about p of the types dropped
+    assert not torch.equal(model.embed(idx), x)  # a new draw every step
+    assert torch.equal(model.eval().embed(idx), table[idx])  # nothing dropped when evaluating
+    with pytest.raises(ValueError, match="embed_dropout"):
+        ModelConfig(embed_dropout=1.0)
+
+
 ROPE = ModelConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=32, pos_emb="rope")
 
 
