@@ -230,17 +230,20 @@ def cmd_run(a) -> None:
         s = settings(name)
         data = load_data(Path(a.out) / f"v{s['vocab']}")
         tokens_per_step = s["batch_size"] * s["block_size"]
-        if a.iters_from_measure:
+        if a.iters:  # the same steps for every trial: an A/B free of the machine's speed on the day
+            iters = a.iters
+            over = dict(max_iters=iters, max_minutes=0.0)
+        elif a.iters_from_measure:
             # 3 % of the budget goes to the periodic evals, as it does in a wall-clock run
             iters = int(a.minutes * 60 * 0.97 * rates[name] / tokens_per_step)
             over = dict(max_iters=iters, max_minutes=0.0)
         else:
             iters = 10**9
             over = dict(max_iters=iters, max_minutes=a.minutes)
-        est_iters = iters if a.iters_from_measure else int(a.minutes * 60 * rates.get(name, 5000) / tokens_per_step)
+        est_iters = iters if a.iters or a.iters_from_measure else int(a.minutes * 60 * rates.get(name, 5000) / tokens_per_step)
         m, t = configs(s, data.vocab_size, eval_interval=max(est_iters // 8, 50), eval_iters=10, sample_tokens=0,
                        patience=0, **over)
-        run_dir = Path(a.out) / "runs" / name
+        run_dir = Path(a.out) / "runs" / (f"{name}-{a.iters}" if a.iters else name)
         t0 = time.time()
         res = train(data, m, t, run_dir, overwrite=True, progress=False, device="cpu", log=lambda *_: None)
         wall = time.time() - t0
@@ -250,7 +253,8 @@ def cmd_run(a) -> None:
         rec = {"name": name, "settings": s, "steps": res.step, "tokens_seen": res.step * tokens_per_step,
                "wall_s": round(wall, 1), "val_bpb": round(exact["bpb"], 4), "val_bpb_no_overlap": round(plain["bpb"], 4),
                "curve": [(h["elapsed_s"], h["val_bpb"]) for h in res.history if h.get("kind") == "eval"],
-               "threads": torch.get_num_threads(), "mode": "iters" if a.iters_from_measure else "minutes"}
+               "threads": torch.get_num_threads(),
+               "mode": f"{a.iters} steps" if a.iters else "iters" if a.iters_from_measure else "minutes"}
         print(json.dumps(rec), flush=True)
         with open(Path(a.out) / "results.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
@@ -309,6 +313,7 @@ def main() -> None:
     p.add_argument("names", nargs="+")
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--iters-from-measure", action="store_true")
+    p.add_argument("--iters", type=int, default=0, help="a fixed number of steps instead of --minutes")
     p = sub.add_parser("compile")
     p.add_argument("names", nargs="*")
     p.add_argument("--steps", type=int, default=20)
