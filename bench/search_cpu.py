@@ -176,6 +176,8 @@ CANDIDATES: dict[str, dict] = {
     # corpus the size of Penn Treebank's, drops whole token types from the input: one draw per
     # vocabulary entry a step, nearly free
     "r11-embdrop0.1": dict(R10, embed_dropout=0.1),
+    # lr 4e-3 led the control at every point of an equal-steps A/B (by 0.003 at the end): further that way
+    "r11-lr5e-3-wd2.4": dict(R10, lr=5e-3, weight_decay=2.4),
 }
 
 
@@ -293,6 +295,8 @@ def cmd_report(a) -> None:
         name = r["name"] if r["name"] in CANDIDATES else \
             f"v{s['vocab']}-{s['n_layer']}x{s['n_embd']}-{s['dtype'].replace('bfloat16', 'bf16').replace('float32', 'fp32')}" \
             f"-d{s['dropout']}"
+        if r.get("mode", "").endswith(" steps"):  # a fixed-steps A/B run, not the wall-clock budget
+            name += f" ({r['mode']})"
         lines.append(f"| {name} | " + " | ".join(str(s.get(k, DEFAULTS.get(k, ""))) for k in keys)
                      + f" | {r['steps']:,} | {r['tokens_seen']:,} | {r['val_bpb']:.4f} | {r['val_bpb_no_overlap']:.4f} |")
     text = "\n".join(lines) + "\n"
