@@ -178,6 +178,9 @@ CANDIDATES: dict[str, dict] = {
     "r11-embdrop0.1": dict(R10, embed_dropout=0.1),
     # lr 4e-3 led the control at every point of an equal-steps A/B (by 0.003 at the end): further that way
     "r11-lr5e-3-wd2.4": dict(R10, lr=5e-3, weight_decay=2.4),
+    # the same A/B with another seed (other initial weights, other windows): is the 0.003 the lr's?
+    "r11-seed2": dict(R10, seed=2),
+    "r11-lr4e-3-wd3-seed2": dict(R10, lr=4e-3, weight_decay=3.0, seed=2),
 }
 
 

@@ -135,7 +135,7 @@ PRESETS: dict[str, Preset] = {
         # reached 1.825 and 4.0 1.823 (the 2.0 control 1.831 in the same session), its curve still
         # falling at 10 minutes. Round 10: nothing beat it (wd 6, 8 layers, block 256, EMA 0.998, a floor
         # of 0); the decay that matters is the tied embedding's (1.886 without it, embed_decay_scale).
-        # Round 11: doc_shuffle, embed_dropout and token_split 0.05 lost or tied; lr 4e-3 at wd 3 led by 0.003.
+        # Round 11: doc_shuffle, embed_dropout and token_split 0.05 lost or tied; lr 4e-3 at wd 3 led at two seeds.
         # 8 layers tied (1.849) and are slower; the round-2 preset (GELU, learned positions,
         # dropout 0.2, 4,096 tokens) had scored 1.974.
         ModelConfig(block_size=128, n_layer=6, n_head=4, n_embd=256, dropout=0.0, bias=False, pos_emb="rope",
