@@ -148,8 +148,6 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay and world.main else None
     scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == torch.float16)
     batch_gen = torch.Generator().manual_seed(cfg.seed)
-    splitter = _splitter(data, cfg.token_split)
-    shuffler = DocShuffler(data.tokens("train"), tok.eot_id(data.tokenizer)) if cfg.doc_shuffle else None
     step, best_val, evals_since_best, tokens_seen, elapsed0 = 0, math.inf, 0, 0, 0.0
     if resume_path is not None:
         _restore(model, ema, optimizer, scaler, batch_gen, loaded)
@@ -261,7 +259,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
         step, best_val, tokens_seen = good.info["step"], good.info["best_val"], good.info["tokens_seen"]
         evals_since_best, last_eval_step = good.info["evals_since_best"], good.info["step"]
         batch_state = batch_gen.get_state()
-        x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size, splitter, shuffler)
+        x, y = next_batch()
         optimizer.zero_grad(set_to_none=True)
         running.zero_()
         if world.main:
@@ -294,8 +292,14 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
 
     # ---- the loop ---------------------------------------------------------------------------
     train_arr = data.tokens("train")
+    splitter = _splitter(data, cfg.token_split)
+    shuffler = DocShuffler(train_arr, tok.eot_id(data.tokenizer)) if cfg.doc_shuffle else None
+
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+        return get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size, splitter, shuffler)
+
     batch_state = batch_gen.get_state()
-    x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size, splitter, shuffler)
+    x, y = next_batch()
     t_start = time.monotonic()
     elapsed = elapsed0
     budget_s = cfg.max_minutes * 60
@@ -351,7 +355,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
                         _NAN_AT.discard(step)
                         loss = loss * float("nan")
                     batch_state = batch_gen.get_state()
-                    x, y = get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size, splitter, shuffler)
+                    x, y = next_batch()
                     scaler.scale(loss).backward()
                 running += loss.detach()
             if cfg.grad_clip > 0:

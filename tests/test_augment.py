@@ -105,8 +105,9 @@ def test_a_window_leaving_its_document_goes_on_in_the_picked_one_from_its_start(
 
 
 def test_picking_the_next_document_every_time_gives_the_plain_windows(prepared):
-    train = load_data(prepared).tokens("train")
-    shuffle = DocShuffler(train, load_data(prepared).meta["eot_id"])
+    data = load_data(prepared)
+    train = data.tokens("train")
+    shuffle = DocShuffler(train, data.meta["eot_id"])
     assert shuffle.n_docs > 10
     rng = np.random.default_rng(0)
     ix, L = rng.integers(0, len(train) - 200, size=64), 200
@@ -115,14 +116,15 @@ def test_picking_the_next_document_every_time_gives_the_plain_windows(prepared):
     assert (shuffle(train, ix, L, following) == train[ix[:, None] + np.arange(L)]).all()
     # and picked at random, every window still starts where it was asked to and stays in the vocabulary
     out = shuffle(train, ix, L, rng.integers(0, shuffle.n_docs, size=(64, 4)))
-    assert (out[:, 0] == train[ix]).all() and out.max() < load_data(prepared).vocab_size
+    assert (out[:, 0] == train[ix]).all() and out.max() < data.vocab_size
     crossing = (doc + 1 < shuffle.n_docs) & (ix + L > shuffle.ends[doc])
     assert crossing.any() and (out[crossing] != train[ix[crossing, None] + np.arange(L)]).any()
 
 
 def test_shuffled_batches_keep_their_offsets_and_targets(prepared):
-    train = load_data(prepared).tokens("train")
-    shuffle = DocShuffler(train, load_data(prepared).meta["eot_id"])
+    data = load_data(prepared)
+    train = data.tokens("train")
+    shuffle = DocShuffler(train, data.meta["eot_id"])
     x0, _ = get_batch(train, 8, 64, torch.Generator().manual_seed(3))
     x, y = get_batch(train, 8, 64, torch.Generator().manual_seed(3), shuffler=shuffle)
     assert (x[:, 0] == x0[:, 0]).all()  # the same window offsets are drawn first
