@@ -181,6 +181,10 @@ CANDIDATES: dict[str, dict] = {
     # the same A/B with another seed (other initial weights, other windows): is the 0.003 the lr's?
     "r11-seed2": dict(R10, seed=2),
     "r11-lr4e-3-wd3-seed2": dict(R10, lr=4e-3, weight_decay=3.0, seed=2),
+    # Round 12: lr 4e-3 at wd 3 won the A/B at seeds 1337 and 2 (by 0.003 and 0.014): a third seed
+    # before it becomes the preset
+    "r12-seed3": dict(R10, seed=3),
+    "r12-lr4e-3-wd3-seed3": dict(R10, lr=4e-3, weight_decay=3.0, seed=3),
 }
 
 

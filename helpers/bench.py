@@ -6,9 +6,9 @@ Two parts, each optional:
   (and, at nanoGPT's CPU-recipe model, against a nanoGPT-style loop) in the same run: tokens/s,
   MFU against the matmul peak measured here, peak memory, and the ratio (helpers/throughput.py).
 * quality    - plots-bench v1 (../shared/data/README.md): the cpu preset trained on the shared
-  movie-plot corpus for a wall-clock budget (10 minutes, 2 threads), then the exact val bits per
-  byte, tokens seen, the bits-per-byte-versus-minutes curve and three samples. Skipped, with the
-  reason, where the corpus is absent.
+  movie-plot corpus for 10 minutes of training on 2 threads (evaluations stop the clock), then
+  the exact val bits per byte, tokens seen, the bits-per-byte-versus-minutes curve and three
+  samples. Skipped, with the reason, where the corpus is absent.
 
 Results go to bench/results/<name>.json and .md, plus a plot; the book's Performance page shows them.
 """
@@ -115,8 +115,8 @@ def throughput(steps: int | None = None, log=print) -> dict:
 
 def quality(minutes: float = 10.0, corpus: Path = SHARED_CORPUS, work: Path | None = None, preset: str = "cpu",
             log=print, **overrides) -> dict:
-    """plots-bench v1: train `preset` on the shared corpus for `minutes` of wall clock (evaluations
-    inside the budget, so their cost counts), then score the best checkpoint on every val token."""
+    """plots-bench v1: train `preset` on the shared corpus for `minutes` of training time
+    (evaluations not counted, as the protocol says), then score the best checkpoint on every val token."""
     from . import checkpoint, sample
     from .evaluate import full_loss
     from .prepare import prepare
@@ -132,7 +132,7 @@ def quality(minutes: float = 10.0, corpus: Path = SHARED_CORPUS, work: Path | No
     work = Path(work) if work else paths.root() / "bench" / "work"
     data = load_data(prepare(corpus, work / f"plots-bench-v{PRESETS[preset].vocab_size}",
                              vocab_size=PRESETS[preset].vocab_size, progress=False, log=lambda *_: None))
-    # Evals about every minute: enough points for the curve, about 2 % of the budget.
+    # Evals about every minute: enough points for the curve (they stop the budget's clock).
     est_steps = minutes * 60 * 8000 / (train_cfg.batch_size * train_cfg.grad_accum * model_cfg.block_size)
     train_cfg = replace(train_cfg, max_minutes=minutes, max_iters=10**9, patience=0, sample_tokens=0,
                         eval_interval=max(int(est_steps / minutes), 20), keep_last=10**6)

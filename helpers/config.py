@@ -60,7 +60,7 @@ class TrainConfig:
     batch_size: int = 16  # sequences per micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step
     max_iters: int = 2000  # optimizer steps
-    max_minutes: float = 0.0  # wall-clock budget for the loop; 0 = no limit
+    max_minutes: float = 0.0  # budget of training time, evaluations and checkpoints not counted; 0 = no limit
     lr: float = 1e-3  # peak learning rate
     min_lr_ratio: float = 0.1  # cosine floor = lr * min_lr_ratio
     warmup_iters: int = 100

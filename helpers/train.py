@@ -53,6 +53,8 @@ class TrainResult:
     best_val: float
     last_checkpoint: Path | None
     history: list[dict] = field(default_factory=list)
+    train_s: float = 0.0  # time in training steps, over all sessions: what --max-minutes counts
+    eval_s: float = 0.0  # time in evaluations and checkpoint writes this session: not counted
 
 
 def _padded_vocab(n: int) -> int:
@@ -301,6 +303,9 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
     batch_state = batch_gen.get_state()
     x, y = next_batch()
     t_start = time.monotonic()
+    # The budget counts training only, as plots-bench v1 does: evaluations, demo samples and
+    # checkpoint writes stop the clock, so evaluating more often never costs steps.
+    eval_s = 0.0
     elapsed = elapsed0
     budget_s = cfg.max_minutes * 60
     bar = tqdm(total=cfg.max_iters, initial=step, desc="training", unit="step", disable=not progress,
@@ -312,7 +317,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
     shared_elapsed, interrupted = elapsed0, 0.0
     with StopFlag() as stop:
         while True:
-            elapsed = elapsed0 + time.monotonic() - t_start
+            elapsed = elapsed0 + time.monotonic() - t_start - eval_s
             if not world.active:
                 shared_elapsed = elapsed
             # With several ranks every decision below must come out the same on all of them, so the
@@ -320,18 +325,22 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
             lr = lr_at(step, cfg, shared_elapsed / budget_s if budget_s else 0.0)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            early = 0.0
+            early, t_eval = 0.0, None
             if step % cfg.eval_interval == 0 and step != last_eval_step:
+                t_eval = time.monotonic()
                 if world.main:
                     rec = evaluate_and_save()
                     if rec is None:
                         rollback(step, "the evaluation loss is not finite")
+                        eval_s += time.monotonic() - t_eval
                         continue
                     last_path = out_dir / rec["checkpoint"]
                     early = float(bool(cfg.patience and evals_since_best >= cfg.patience))
                 last_eval_step = step
             if not world.active or step % LOG_EVERY == 0 or step == last_eval_step:
                 interrupted, shared_elapsed, early = D.agree(world, [float(bool(stop.signal)), elapsed, early], device)
+            if t_eval is not None:  # the other ranks spent rank 0's evaluation waiting in agree()
+                eval_s += time.monotonic() - t_eval
             if early:
                 stop_reason = "early stop"
                 break
@@ -376,13 +385,15 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
                 running.zero_()
                 _emit({"kind": "train", "step": step, "loss": train_loss, "lr": lr})
                 if bar is not None:
-                    rate = tokens_per_step * (step - (info.get("step", 0))) / max(time.monotonic() - t_start, 1e-9)
+                    rate = tokens_per_step * (step - (info.get("step", 0))) / max(time.monotonic() - t_start - eval_s, 1e-9)
                     bar.set_postfix(loss=f"{train_loss:.3f}", lr=f"{lr:.1e}", tok_s=f"{rate:,.0f}")
             if bar is not None:
                 bar.update(1)
-        elapsed = elapsed0 + time.monotonic() - t_start
+        elapsed = elapsed0 + time.monotonic() - t_start - eval_s
         if step != last_eval_step and world.main:  # the final state is always evaluated and saved
+            t_eval = time.monotonic()
             rec = evaluate_and_save()
+            eval_s += time.monotonic() - t_eval
             if rec is None:
                 raise FloatingPointError(f"training diverged before the final step {step}; nothing was saved for it - "
                                          f"the last good checkpoint is {newest_resumable(out_dir)}")
@@ -394,5 +405,6 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
         bar.close()
     if tb is not None:
         tb.close()
-    log(f"stopped at step {step} ({stop_reason}); best val loss {best_val:.4f}; checkpoints in {out_dir}")
-    return TrainResult(out_dir, step, stop_reason, best_val, last_path, history)
+    log(f"stopped at step {step} ({stop_reason}) after {elapsed / 60:.1f} min of training (evaluations and "
+        f"checkpoints took {eval_s / 60:.1f} min more); best val loss {best_val:.4f}; checkpoints in {out_dir}")
+    return TrainResult(out_dir, step, stop_reason, best_val, last_path, history, elapsed, eval_s)

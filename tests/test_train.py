@@ -1,6 +1,7 @@
 import json
 import os
 import signal
+import time
 
 import pytest
 import torch
@@ -77,6 +78,24 @@ def test_early_stopping_and_time_budget(prepared, tmp_path):
     r = train(prepared, model_cfg, cfg, tmp_path / "tb", **QUIET)
     assert r.stop_reason == "time budget" and 0 < r.step < 10**6
     assert (tmp_path / "tb" / f"step-{r.step:06d}.safetensors").exists()  # the final state was saved
+
+
+def test_the_time_budget_counts_training_not_evaluation(prepared, tmp_path):
+    # Every evaluation sleeps 1 s and the budget is 2 s: were evaluations counted, time would run
+    # out after the evaluations at steps 0 and 1; as plots-bench v1 says, only training counts.
+    model_cfg, cfg = get_preset("smoke", max_iters=4, eval_interval=1, sample_tokens=0, max_minutes=2 / 60)
+
+    def slow_eval(rec):
+        if rec["kind"] == "eval":
+            time.sleep(1.0)
+
+    r = train(prepared, model_cfg, cfg, tmp_path / "r", callback=slow_eval, **QUIET)
+    assert r.stop_reason == "max_iters" and r.step == 4
+    assert r.eval_s >= 5.0 and r.train_s < 2.0
+    evals = [h for h in r.history if h["kind"] == "eval"]
+    assert [h["step"] for h in evals] == [0, 1, 2, 3, 4]
+    assert evals[-1]["elapsed_s"] < 2.0  # the clock saved for --resume is the training clock
+    assert C.load(tmp_path / "r" / "step-000004.safetensors").info["elapsed_s"] < 2.0
 
 
 def test_gradient_accumulation_matches_a_bigger_batch(prepared, tmp_path):
