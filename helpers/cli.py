@@ -291,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     def training_args(sp, model: bool):
         sp.add_argument("--data", help="prepared data folder (default: the newest under data/prepared)")
         sp.add_argument("--max-iters", type=int, help="optimizer steps")
-        sp.add_argument("--max-minutes", type=float, help="budget of training time (evaluations not counted); the schedule fits itself to it")
+        sp.add_argument("--max-minutes", type=float,
+                        help="budget of training time (evaluations not counted); the schedule fits itself to it")
         sp.add_argument("--out", help="run folder for checkpoints and logs")
         sp.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
         sp.add_argument("--overwrite", action="store_true", help="replace a finished run in --out instead of refusing")

@@ -385,7 +385,8 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
                 running.zero_()
                 _emit({"kind": "train", "step": step, "loss": train_loss, "lr": lr})
                 if bar is not None:
-                    rate = tokens_per_step * (step - (info.get("step", 0))) / max(time.monotonic() - t_start - eval_s, 1e-9)
+                    train_time = max(time.monotonic() - t_start - eval_s, 1e-9)  # this session's, evaluations left out
+                    rate = tokens_per_step * (step - info.get("step", 0)) / train_time
                     bar.set_postfix(loss=f"{train_loss:.3f}", lr=f"{lr:.1e}", tok_s=f"{rate:,.0f}")
             if bar is not None:
                 bar.update(1)
@@ -405,6 +406,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
         bar.close()
     if tb is not None:
         tb.close()
-    log(f"stopped at step {step} ({stop_reason}) after {elapsed / 60:.1f} min of training (evaluations and "
-        f"checkpoints took {eval_s / 60:.1f} min more); best val loss {best_val:.4f}; checkpoints in {out_dir}")
+    evals_were = "this session's evaluations and checkpoints" if elapsed0 else "evaluations and checkpoints"
+    log(f"stopped at step {step} ({stop_reason}) after {elapsed / 60:.1f} min of training ({evals_were} took "
+        f"{eval_s / 60:.1f} min more); best val loss {best_val:.4f}; checkpoints in {out_dir}")
     return TrainResult(out_dir, step, stop_reason, best_val, last_path, history, elapsed, eval_s)
