@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from . import paths
-from .config import PRESETS, ModelConfig, TrainConfig, get_preset
+from .config import PRESETS, UNTIL_BUDGET, ModelConfig, TrainConfig, get_preset
 from .device import cpu_has_native_bf16, detect_device, pick_dtype, resolve_preset
 from .memmap import load_data
 from .throughput import matmul_peak, measure_isolated
@@ -134,7 +134,7 @@ def quality(minutes: float = 10.0, corpus: Path = SHARED_CORPUS, work: Path | No
                              vocab_size=PRESETS[preset].vocab_size, progress=False, log=lambda *_: None))
     # Evals about every minute: enough points for the curve (they stop the budget's clock).
     est_steps = minutes * 60 * 8000 / (train_cfg.batch_size * train_cfg.grad_accum * model_cfg.block_size)
-    train_cfg = replace(train_cfg, max_minutes=minutes, max_iters=10**9, patience=0, sample_tokens=0,
+    train_cfg = replace(train_cfg, max_minutes=minutes, max_iters=UNTIL_BUDGET, patience=0, sample_tokens=0,
                         eval_interval=max(int(est_steps / minutes), 20), keep_last=10**6)
     log(f"quality: {BENCH_DOC}, preset {preset}, {minutes:g} min, {torch.get_num_threads()} threads")
     res = train(data, model_cfg, train_cfg, work / "run", overwrite=True, progress=False, log=lambda *_: None)

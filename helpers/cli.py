@@ -144,7 +144,10 @@ def _run_training(data_dir, model_cfg, train_cfg, out, args, resume=False, init_
     if args.max_iters is not None:
         train_cfg = C.TrainConfig(**{**asdict(train_cfg), "max_iters": args.max_iters})
     if args.max_minutes is not None:
-        train_cfg = C.TrainConfig(**{**asdict(train_cfg), "max_minutes": args.max_minutes})
+        # A budget given alone is the whole budget: the preset's step count would otherwise end a
+        # fast machine's run early (the cosine follows whichever of steps or time is further along).
+        steps = args.max_iters if args.max_iters is not None else C.UNTIL_BUDGET
+        train_cfg = C.TrainConfig(**{**asdict(train_cfg), "max_minutes": args.max_minutes, "max_iters": steps})
     data = memmap.load_data(data_dir)
     prepare.check_writable(Path(out))
     t0 = time.time()
@@ -292,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--data", help="prepared data folder (default: the newest under data/prepared)")
         sp.add_argument("--max-iters", type=int, help="optimizer steps")
         sp.add_argument("--max-minutes", type=float,
-                        help="budget of training time (evaluations not counted); the schedule fits itself to it")
+                        help="budget of training time (evaluations not counted); the schedule fits itself to it, "
+                             "and without --max-iters only the budget ends the run")
         sp.add_argument("--out", help="run folder for checkpoints and logs")
         sp.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
         sp.add_argument("--overwrite", action="store_true", help="replace a finished run in --out instead of refusing")

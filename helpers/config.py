@@ -21,11 +21,14 @@ class ModelConfig:
     n_embd: int = 384
     dropout: float = 0.0
     embed_dropout: float = 0.0  # drop whole token types from the input per step (AWD-LSTM's embedding dropout)
+    drop_path: float = 0.0  # stochastic depth: skip a block's branch for a whole sequence with this chance
     bias: bool = True  # biases in Linear and LayerNorm, as GPT-2
     pos_emb: str = "learned"  # learned: GPT-2's position table | rope: rotary, as in GPT-NeoX and LLaMA
     mlp: str = "gelu"  # gelu: GPT-2's | relu2: relu(x)^2, as in Primer and the modded-nanoGPT speedrun
     qk_norm: bool = False  # RMS-normalise each head's queries and keys before the dot product
     logit_softcap: float = 0.0  # > 0: logits = cap * tanh(logits / cap) (Gemma 2); 0 = off
+    value_residual: bool = False  # every layer's values mix in the first layer's (ResFormer, Zhou et al. 2024)
+    zero_init_proj: bool = False  # the residual projections start at zero (modded-nanoGPT): each block starts as the identity
 
     def __post_init__(self) -> None:
         # Bounds that keep a crafted config from asking for absurd memory before anything is allocated.
@@ -43,14 +46,19 @@ class ModelConfig:
             raise ValueError(f"model config: rope needs an even head size, not {self.n_embd // self.n_head}")
         if self.mlp not in ("gelu", "relu2"):
             raise ValueError(f"model config: mlp={self.mlp!r}; choose gelu or relu2")
-        if not isinstance(self.qk_norm, bool):
-            raise ValueError(f"model config: qk_norm={self.qk_norm!r} must be true or false")
+        for name in ("qk_norm", "value_residual", "zero_init_proj"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"model config: {name}={getattr(self, name)!r} must be true or false")
         if isinstance(self.logit_softcap, bool) or not (isinstance(self.logit_softcap, (int, float))
                                                         and 0.0 <= self.logit_softcap <= 1e4):
             raise ValueError(f"model config: logit_softcap={self.logit_softcap!r} must be 0 (off) or a positive cap")
-        for name in ("dropout", "embed_dropout"):
+        for name in ("dropout", "embed_dropout", "drop_path"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"model config: {name}={getattr(self, name)} must be in [0, 1)")
+
+
+# max_iters for a run that only its time budget stops (`--max-minutes` without `--max-iters`)
+UNTIL_BUDGET = 10**9
 
 
 @dataclass(frozen=True)

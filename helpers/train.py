@@ -25,7 +25,7 @@ from . import sample
 from . import tokenizer as tok
 from .atomic import disk_errors, folder_lock
 from .augment import DocShuffler, TokenSplitter, merge_parents
-from .config import ModelConfig, TrainConfig
+from .config import UNTIL_BUDGET, ModelConfig, TrainConfig
 from .device import autocast, detect_device, keep_freed_memory, pick_dtype, seed_everything
 from .ema import EMA, params_from_tensors, params_to_tensors
 from .evaluate import bits_per_byte, estimate_loss
@@ -308,8 +308,9 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
     eval_s = 0.0
     elapsed = elapsed0
     budget_s = cfg.max_minutes * 60
-    bar = tqdm(total=cfg.max_iters, initial=step, desc="training", unit="step", disable=not progress,
-               dynamic_ncols=True) if progress else None
+    # a run that only its time budget ends has no step count to fill: the bar counts steps and rate
+    bar = tqdm(total=None if cfg.max_iters >= UNTIL_BUDGET else cfg.max_iters, initial=step, desc="training",
+               unit="step", disable=not progress, dynamic_ncols=True) if progress else None
     running, stop_reason, last_path = torch.zeros((), device=device), "max_iters", None
     rollbacks = 0
     lr = lr_at(step, cfg)

@@ -211,3 +211,23 @@ def test_prepare_defaults_to_the_vocabulary_of_this_machines_cpu_preset(tmp_path
         assert f"vocabulary {PRESETS[preset].vocab_size:,}: what the {preset} preset" in capsys.readouterr().out
         assert json.loads((out / "meta.json").read_text())["vocab_size"] == PRESETS[preset].vocab_size
     assert PRESETS["cpu-fp32"].vocab_size != PRESETS["cpu"].vocab_size  # otherwise this proves nothing
+
+
+def test_a_time_budget_given_alone_is_not_cut_short_by_the_presets_step_count(tmp_path, prepared, cli_env):
+    """`--max-minutes` without `--max-iters`: the budget ends the run, not the preset's max_iters
+    (smoke's 40 steps take about a second here, the budget is 4 s); with both, the steps still win."""
+    import re
+
+    from helpers.config import PRESETS
+
+    def stopped(args):
+        r = run(["train", "--data", str(prepared), "--preset", "smoke", "--sample-tokens", "0", "--quiet", *args],
+                cli_env)
+        assert r.returncode == 0, r.stderr
+        m = re.search(r"stopped at step (\d+) \(([^)]*)\)", r.stdout + r.stderr)
+        assert m, r.stdout + r.stderr
+        return int(m.group(1)), m.group(2)
+
+    step, reason = stopped(["--max-minutes", str(4 / 60), "--eval-interval", "100000", "--out", str(tmp_path / "a")])
+    assert reason == "time budget" and step > PRESETS["smoke"].train.max_iters
+    assert stopped(["--max-minutes", "5", "--max-iters", "7", "--out", str(tmp_path / "b")]) == (7, "max_iters")

@@ -305,6 +305,59 @@ def test_logit_softcap_bounds_the_logits_and_is_off_by_default():
     assert torch.autograd.gradcheck(lambda v: _SoftcapFn.apply(v, 5.0), (xd,))
 
 
+def test_value_residual_mixes_the_first_layers_values_by_a_learned_share():
+    torch.manual_seed(0)
+    cfg = replace(ROPE, n_layer=3, value_residual=True)
+    model = GPT(cfg)
+    lams = {n: p for n, p in model.named_parameters() if n.endswith(".lam")}
+    assert sorted(lams) == ["transformer.h.1.attn.lam", "transformer.h.2.attn.lam"]  # not the first layer's
+    x = torch.randint(97, (2, 16))
+    _, loss = model(x, x)
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs() > 0 for p in lams.values())  # the shares are learned
+    # a share of 1 keeps each layer's own values: the same weights without the option compute the same
+    plain = GPT(replace(cfg, value_residual=False))
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.endswith(".lam")})
+    with torch.no_grad():
+        for p in lams.values():
+            p.fill_(1.0)
+    assert torch.allclose(model(x, x)[0], plain(x, x)[0], atol=1e-5)
+    with torch.no_grad():
+        lams["transformer.h.2.attn.lam"].fill_(0.0)  # the last layer takes the first layer's values instead
+    assert not torch.allclose(model(x, x)[0], plain(x, x)[0], atol=1e-3)
+    y, _ = model.eval()(x)  # generation's path (no targets) works too
+    assert y.shape == (2, 1, 97)
+
+
+def test_zero_init_proj_starts_every_block_as_the_identity():
+    torch.manual_seed(0)
+    model = GPT(replace(ROPE, zero_init_proj=True)).eval()
+    x = torch.randint(97, (2, 16))
+    direct = model.lm_head(model.transformer.ln_f(model.embed(x)))  # no block applied at all
+    assert torch.allclose(model(x, x)[0], direct, atol=1e-6)
+    assert not torch.allclose(GPT(ROPE).eval()(x, x)[0], direct, atol=1e-4)  # the GPT-2 init is not
+
+
+def test_drop_path_skips_whole_sequences_in_training_only():
+    torch.manual_seed(0)
+    p = 0.5
+    model = GPT(replace(ROPE, n_layer=1, drop_path=p)).train()
+    block = model.transformer.h[0]
+    y = torch.ones(400, 3, 5)
+    out = block.branch(y)
+    per_seq = out[:, 0, 0]
+    assert set(per_seq.tolist()) == {0.0, 1 / (1 - p)}  # a whole sequence is skipped or scaled, never a part
+    assert torch.equal(out, per_seq[:, None, None].expand_as(out))
+    assert abs((per_seq == 0).float().mean().item() - p) < 0.08
+    assert torch.equal(block.eval().branch(y), y)  # nothing skipped when evaluating
+    x = torch.randint(97, (4, 16))
+    plain = GPT(replace(ROPE, n_layer=1)).eval()
+    plain.load_state_dict(model.state_dict())
+    assert torch.allclose(model.eval()(x, x)[0], plain(x, x)[0])  # and the option changes nothing else
+    with pytest.raises(ValueError, match="drop_path"):
+        ModelConfig(drop_path=1.0)
+
+
 def test_new_model_options_are_validated():
     with pytest.raises(ValueError, match="pos_emb"):
         ModelConfig(pos_emb="alibi")
@@ -314,6 +367,8 @@ def test_new_model_options_are_validated():
         ModelConfig(logit_softcap=-1.0)
     with pytest.raises(ValueError, match="qk_norm"):
         ModelConfig(qk_norm="yes")  # e.g. from a hand-edited checkpoint header
+    with pytest.raises(ValueError, match="value_residual"):
+        ModelConfig(value_residual=1)
     with pytest.raises(ValueError, match="even head size"):
         ModelConfig(n_embd=30, n_head=2, pos_emb="rope")
 
