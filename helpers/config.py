@@ -71,6 +71,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # budget of training time, evaluations and checkpoints not counted; 0 = no limit
     lr: float = 1e-3  # peak learning rate
     min_lr_ratio: float = 0.1  # cosine floor = lr * min_lr_ratio
+    cooldown: float = 0.0  # > 0: warmup-stable-decay instead of cosine: lr held, then linear to the floor over this last share
     warmup_iters: int = 100
     weight_decay: float = 0.1  # on matrices only (embeddings included), never on biases/LayerNorm
     embed_decay_scale: float = 1.0  # the embedding tables' (and tied output layer's) decay = weight_decay x this
@@ -97,6 +98,9 @@ class TrainConfig:
                 raise ValueError(f"train config: {name} must be at least 1")
         if self.max_iters < 0 or self.warmup_iters < 0 or self.max_minutes < 0:
             raise ValueError("train config: max_iters, warmup_iters and max_minutes must not be negative")
+        if not 0.0 <= self.cooldown <= 1.0:
+            raise ValueError(f"train config: cooldown={self.cooldown} must be in [0, 1]: the last share of the run "
+                             "spent decaying the lr (0 = the cosine schedule)")
         if self.lr <= 0 or self.muon_lr_scale <= 0:
             raise ValueError("train config: lr and muon_lr_scale must be positive")
         if not 0.0 <= self.ema_decay < 1.0:

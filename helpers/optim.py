@@ -15,7 +15,8 @@ from .muon import MuonAdamW
 
 
 def lr_at(step: int, cfg: TrainConfig, time_progress: float = 0.0) -> float:
-    """Linear warmup to cfg.lr, then cosine down to cfg.lr * cfg.min_lr_ratio.
+    """Linear warmup to cfg.lr, then cosine down to cfg.lr * cfg.min_lr_ratio (or, with cfg.cooldown,
+    the peak held until that last share of the run, then a straight line down to the same floor).
 
     `time_progress` (elapsed / time budget, 0..1) lets a wall-clock budget finish the cosine even
     when max_iters would not be reached: progress is whichever of steps or time is further along.
@@ -25,6 +26,9 @@ def lr_at(step: int, cfg: TrainConfig, time_progress: float = 0.0) -> float:
     progress = (step - cfg.warmup_iters) / max(cfg.max_iters - cfg.warmup_iters, 1)
     progress = min(max(progress, time_progress), 1.0)
     min_lr = cfg.lr * cfg.min_lr_ratio
+    if cfg.cooldown > 0:  # warmup-stable-decay (Hagele et al. 2024): the peak lr, then a straight line down
+        done = min(max(0.0, progress - (1.0 - cfg.cooldown)) / cfg.cooldown, 1.0)  # of the cooldown
+        return min_lr + (1.0 - done) * (cfg.lr - min_lr)
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - min_lr)
 
 

@@ -21,6 +21,19 @@ def test_warmup_then_cosine_to_the_floor():
     assert math.isclose(lr_at(20, cfg, time_progress=1.0), 0.1)
 
 
+def test_warmup_stable_decay_holds_the_peak_then_falls_in_a_straight_line():
+    cfg = TrainConfig(lr=1.0, min_lr_ratio=0.0, warmup_iters=10, max_iters=110, cooldown=0.3)
+    lrs = [lr_at(s, cfg) for s in range(0, 111)]
+    assert lrs[:10] == [lr_at(s, TrainConfig(lr=1.0, warmup_iters=10, max_iters=110)) for s in range(10)]
+    assert all(math.isclose(v, 1.0) for v in lrs[10:81])  # held for the first 70 % after warmup
+    assert math.isclose(lrs[95], 0.5) and math.isclose(lrs[110], 0.0)  # then linear to the floor
+    steps = [a - b for a, b in zip(lrs[80:], lrs[81:])]
+    assert all(math.isclose(d, 1 / 30) for d in steps)
+    assert math.isclose(lr_at(20, cfg, time_progress=0.85), 0.5)  # the time budget drives it too
+    with pytest.raises(ValueError, match="cooldown"):
+        TrainConfig(cooldown=1.5)
+
+
 def test_decay_only_on_matrices():
     m = GPT(ModelConfig(vocab_size=64, block_size=8, n_layer=1, n_head=1, n_embd=16))
     opt = configure_optimizer(m, TrainConfig(weight_decay=0.1), "cpu")
