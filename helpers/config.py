@@ -27,7 +27,6 @@ class ModelConfig:
     mlp: str = "gelu"  # gelu: GPT-2's | relu2: relu(x)^2, as in Primer and the modded-nanoGPT speedrun
     qk_norm: bool = False  # RMS-normalise each head's queries and keys before the dot product
     logit_softcap: float = 0.0  # > 0: logits = cap * tanh(logits / cap) (Gemma 2); 0 = off
-    value_residual: bool = False  # every layer's values mix in the first layer's (ResFormer, Zhou et al. 2024)
     zero_init_proj: bool = False  # the residual projections start at zero (modded-nanoGPT): each block starts as the identity
 
     def __post_init__(self) -> None:
@@ -46,7 +45,7 @@ class ModelConfig:
             raise ValueError(f"model config: rope needs an even head size, not {self.n_embd // self.n_head}")
         if self.mlp not in ("gelu", "relu2"):
             raise ValueError(f"model config: mlp={self.mlp!r}; choose gelu or relu2")
-        for name in ("qk_norm", "value_residual", "zero_init_proj"):
+        for name in ("qk_norm", "zero_init_proj"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"model config: {name}={getattr(self, name)!r} must be true or false")
         if isinstance(self.logit_softcap, bool) or not (isinstance(self.logit_softcap, (int, float))

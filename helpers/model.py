@@ -75,7 +75,7 @@ class Rotary(nn.Module):
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: ModelConfig, layer: int = 0):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.n_head, self.n_embd, self.dropout, self.qk_norm = cfg.n_head, cfg.n_embd, cfg.dropout, cfg.qk_norm
         self.rotary = Rotary(cfg.n_embd // cfg.n_head, cfg.block_size) if cfg.pos_emb == "rope" else None
@@ -84,11 +84,6 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = Dropout(cfg.dropout)
         self.resid_dropout = Dropout(cfg.dropout)
         self.kernel = "auto"  # auto | sdpa | explicit; see use_explicit
-        # Value residual (ResFormer): v = lam * v + (1 - lam) * v_first, lam learned per layer. Deep
-        # layers' attention tends to concentrate on a few tokens; the first layer's values keep
-        # token-level information within their reach. One scalar per layer, no weight decay.
-        self.value_residual = cfg.value_residual
-        self.lam = nn.Parameter(torch.tensor(0.5)) if cfg.value_residual and layer > 0 else None
 
     def use_explicit(self, q: torch.Tensor) -> bool:
         """Measured on a Zen 4 CPU (the Performance page): in bf16, PyTorch's fused CPU attention
@@ -99,19 +94,13 @@ class CausalSelfAttention(nn.Module):
             return self.kernel == "explicit"
         return q.device.type == "cpu" and (q.dtype == torch.bfloat16 or (self.training and self.dropout > 0))
 
-    def forward(self, x: torch.Tensor, v_first: torch.Tensor | None = None):
-        """(B, T, C) -> (B, T, C); with value_residual, ((B, T, C), the first layer's values)."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)  # 3 x (B, T, C)
         # (B, T, C) -> (B, nh, T, hs): each head attends in its own subspace
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        if self.value_residual:
-            if self.lam is None:  # the first layer: its values are what the later ones mix in
-                v_first = v
-            else:
-                v = torch.lerp(v_first, v, self.lam.to(v.dtype))  # lam * v + (1 - lam) * v_first
         if self.qk_norm:  # unit-RMS queries and keys: the logits' scale cannot run away, so a higher lr is safe
             q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
         if self.rotary is not None:  # positions enter here, as rotations of q and k
@@ -127,8 +116,7 @@ class CausalSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
                                                dropout_p=self.dropout if self.training else 0.0)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
-        y = self.resid_dropout(self.c_proj(y))
-        return (y, v_first) if self.value_residual else y
+        return self.resid_dropout(self.c_proj(y))
 
 
 class _ReLU2Fn(torch.autograd.Function):
@@ -186,10 +174,10 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """Pre-LN: normalise before each sub-layer, add its output to the residual stream."""
 
-    def __init__(self, cfg: ModelConfig, layer: int = 0):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
-        self.attn = CausalSelfAttention(cfg, layer)
+        self.attn = CausalSelfAttention(cfg)
         self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.mlp = MLP(cfg)
         self.drop_path = cfg.drop_path
@@ -202,13 +190,9 @@ class Block(nn.Module):
             return y
         return y * dropout_mask((y.size(0), 1, 1), self.drop_path, y.dtype, y.device)  # (B, T, C) * (B, 1, 1)
 
-    def forward(self, x: torch.Tensor, v_first: torch.Tensor | None = None):
-        if not self.attn.value_residual:
-            x = x + self.branch(self.attn(self.ln_1(x)))
-            return x + self.branch(self.mlp(self.ln_2(x)))
-        a, v_first = self.attn(self.ln_1(x), v_first)  # value residual: pass the first layer's values on
-        x = x + self.branch(a)
-        return x + self.branch(self.mlp(self.ln_2(x))), v_first
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.branch(self.attn(self.ln_1(x)))
+        return x + self.branch(self.mlp(self.ln_2(x)))
 
 
 class GPT(nn.Module):
@@ -220,7 +204,7 @@ class GPT(nn.Module):
             # rotary positions live in the attention; otherwise GPT-2's learned table
             **({} if cfg.pos_emb == "rope" else {"wpe": nn.Embedding(cfg.block_size, cfg.n_embd)}),
             drop=Dropout(cfg.dropout),
-            h=nn.ModuleList([Block(cfg, i) for i in range(cfg.n_layer)]),
+            h=nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)]),
             ln_f=nn.LayerNorm(cfg.n_embd, bias=cfg.bias),
         ))
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
@@ -275,13 +259,8 @@ class GPT(nn.Module):
         if T > self.config.block_size:
             raise ValueError(f"sequence of {T} tokens is longer than block_size {self.config.block_size}")
         x = self.embed(idx)  # (B, T, C)
-        if self.config.value_residual:
-            v_first = None
-            for block in self.transformer.h:
-                x, v_first = block(x, v_first)
-        else:
-            for block in self.transformer.h:
-                x = block(x)
+        for block in self.transformer.h:
+            x = block(x)
         x = self.transformer.ln_f(x)
         if targets is None:
             # Inference: only the last position's logits are needed, saving a (T x V) matmul.

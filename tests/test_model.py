@@ -305,30 +305,6 @@ def test_logit_softcap_bounds_the_logits_and_is_off_by_default():
     assert torch.autograd.gradcheck(lambda v: _SoftcapFn.apply(v, 5.0), (xd,))
 
 
-def test_value_residual_mixes_the_first_layers_values_by_a_learned_share():
-    torch.manual_seed(0)
-    cfg = replace(ROPE, n_layer=3, value_residual=True)
-    model = GPT(cfg)
-    lams = {n: p for n, p in model.named_parameters() if n.endswith(".lam")}
-    assert sorted(lams) == ["transformer.h.1.attn.lam", "transformer.h.2.attn.lam"]  # not the first layer's
-    x = torch.randint(97, (2, 16))
-    _, loss = model(x, x)
-    loss.backward()
-    assert all(p.grad is not None and p.grad.abs() > 0 for p in lams.values())  # the shares are learned
-    # a share of 1 keeps each layer's own values: the same weights without the option compute the same
-    plain = GPT(replace(cfg, value_residual=False))
-    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.endswith(".lam")})
-    with torch.no_grad():
-        for p in lams.values():
-            p.fill_(1.0)
-    assert torch.allclose(model(x, x)[0], plain(x, x)[0], atol=1e-5)
-    with torch.no_grad():
-        lams["transformer.h.2.attn.lam"].fill_(0.0)  # the last layer takes the first layer's values instead
-    assert not torch.allclose(model(x, x)[0], plain(x, x)[0], atol=1e-3)
-    y, _ = model.eval()(x)  # generation's path (no targets) works too
-    assert y.shape == (2, 1, 97)
-
-
 def test_zero_init_proj_starts_every_block_as_the_identity():
     torch.manual_seed(0)
     model = GPT(replace(ROPE, zero_init_proj=True)).eval()
@@ -367,8 +343,8 @@ def test_new_model_options_are_validated():
         ModelConfig(logit_softcap=-1.0)
     with pytest.raises(ValueError, match="qk_norm"):
         ModelConfig(qk_norm="yes")  # e.g. from a hand-edited checkpoint header
-    with pytest.raises(ValueError, match="value_residual"):
-        ModelConfig(value_residual=1)
+    with pytest.raises(ValueError, match="zero_init_proj"):
+        ModelConfig(zero_init_proj=1)
     with pytest.raises(ValueError, match="even head size"):
         ModelConfig(n_embd=30, n_head=2, pos_emb="rope")
 
