@@ -2,7 +2,8 @@
 positions, tied input/output embeddings. Taught in notebooks 02 (attention) and 03 (blocks).
 Later ideas are options of ModelConfig: rotary positions (`pos_emb="rope"`), the squared-ReLU
 MLP (`mlp="relu2"`; both in the cpu-fp32 preset), QK-norm (`qk_norm`), a logit soft-cap
-(`logit_softcap`) and embedding dropout (`embed_dropout`); the Performance page has what each did
+(`logit_softcap`), embedding dropout (`embed_dropout`), stochastic depth (`drop_path`) and
+residual projections that start at zero (`zero_init_proj`); the Performance page has what each did
 on plots-bench.
 
 Shapes: B = batch, T = time (tokens), C = n_embd, nh = n_head, hs = C // nh, V = vocab.
