@@ -226,6 +226,9 @@ CANDIDATES: dict[str, dict] = {
     "r13-linear": dict(R12, cooldown=1.0, min_lr_ratio=0.0),
     # it led by 0.002, inside the noise: at seed 2 of round 12's controls (it lost there by 0.003)
     "r13-linear-seed2": dict(R12, cooldown=1.0, min_lr_ratio=0.0, seed=2),
+    # round 12's tie, weight decay 2.5, at a fourth seed with its control
+    "r13-seed4": dict(R12, seed=4),
+    "r13-wd2.5-seed4": dict(R12, weight_decay=2.5, seed=4),
 }
 
 
