@@ -144,10 +144,11 @@ def _run_training(data_dir, model_cfg, train_cfg, out, args, resume=False, init_
     if args.max_iters is not None:
         train_cfg = C.TrainConfig(**{**asdict(train_cfg), "max_iters": args.max_iters})
     if args.max_minutes is not None:
-        # A budget given alone is the whole budget: the preset's step count would otherwise end a
-        # fast machine's run early (the cosine follows whichever of steps or time is further along).
-        steps = args.max_iters if args.max_iters is not None else C.UNTIL_BUDGET
-        train_cfg = C.TrainConfig(**{**asdict(train_cfg), "max_minutes": args.max_minutes, "max_iters": steps})
+        train_cfg = C.TrainConfig(**{**asdict(train_cfg), "max_minutes": args.max_minutes})
+        if args.max_iters is None:
+            # A budget given alone is the whole budget: the preset's step count would otherwise end a
+            # fast machine's run early (the cosine follows whichever of steps or time is further along).
+            train_cfg = C.TrainConfig(**{**asdict(train_cfg), "max_iters": C.UNTIL_BUDGET})
     data = memmap.load_data(data_dir)
     prepare.check_writable(Path(out))
     t0 = time.time()
