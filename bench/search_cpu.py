@@ -229,6 +229,29 @@ CANDIDATES: dict[str, dict] = {
     # round 12's tie, weight decay 2.5, at a fourth seed with its control
     "r13-seed4": dict(R12, seed=4),
     "r13-wd2.5-seed4": dict(R12, weight_decay=2.5, seed=4),
+    # Round 14: torch.compile, re-measured on this preset (torch 2.13, the current model): 1.3-1.4x the
+    # eager tokens/s for ~47 s of compiling from a cold cache (`search_cpu.py compile`), where round 2's
+    # GPT-2-shaped model had run slower compiled. Wall clock, cold cache, against the eager preset
+    "r14-compile": dict(R12, compile=True),
+    # today's eager control made 4,241 steps (a fast day) and scored 1.8210, the compiled run 4,665 and
+    # 1.8223: both curves bottom out ~30 s before the end. More steps no longer buy bits; a faster engine
+    # wants a bigger model (round 2's lesson), so two more layers, compiled
+    "r14-8x256-compile": dict(R12, n_layer=8, compile=True),
+    # or the same model held back harder, for the steps compiling buys
+    "r14-wd4-compile": dict(R12, weight_decay=4.0, compile=True),
+    # 8 x 256 compiled made 4,231 steps and scored 1.8230, a tie: every run today bottoms out at ~1.818
+    # (the 10-batch estimate) about half a minute before the end. Steps are no longer short, so the
+    # regulariser they once could not afford: dropout (round 8: a quarter of the eager steps), compiled
+    "r14-d0.1-compile": dict(R12, dropout=0.1, compile=True),
+    # dropout scored 1.8244 in 3,703 steps, its curve still falling: another tie. Compiling block by
+    # block (helpers.device.maybe_compile) builds one graph for all six layers: 18 s from a cold cache
+    # instead of 31 s, at the same step time. The compiled preset again, that way (the same settings
+    # as r14-compile, whose run compiled the whole model)
+    "r14-compile-regional": dict(R12, compile=True, seed=1337),
+    # 5,081 steps and 1.8210, the eager control's figure: its curve bottoms out at 540 s and climbs after.
+    # wd 4 (above, compiled) was still falling at the end and scored 1.8241: every run today ends between
+    # 1.821 and 1.824. Depth tied; width, the other way to a bigger model, at the same lr x wd
+    "r14-6x384-compile": dict(R12, n_embd=384, n_head=6, lr=3e-3, weight_decay=4.0, compile=True),
 }
 
 
@@ -237,7 +260,7 @@ DEFAULTS = {"pos_emb": "learned", "bias": True, "min_lr_ratio": 0.1, "mlp": "gel
             "logit_softcap": 0.0, "optimizer": "adamw", "muon_lr_scale": 1.0,
             "beta2": 0.95, "token_split": 0.0, "ema_decay": 0.0, "embed_decay_scale": 1.0, "doc_shuffle": False,
             "embed_dropout": 0.0, "zero_init_proj": False,
-            "drop_path": 0.0, "cooldown": 0.0}
+            "drop_path": 0.0, "cooldown": 0.0, "compile": False}
 
 
 def settings(name: str) -> dict:
@@ -338,7 +361,7 @@ def cmd_report(a) -> None:
     keys = ["vocab", "n_layer", "n_embd", "block_size", "batch_size", "dropout", "lr", "weight_decay", "dtype",
             "pos_emb", "bias", "min_lr_ratio", "mlp", "qk_norm", "logit_softcap", "optimizer", "muon_lr_scale",
             "beta2", "token_split", "ema_decay", "embed_decay_scale", "doc_shuffle", "embed_dropout",
-            "zero_init_proj", "drop_path", "cooldown"]
+            "zero_init_proj", "drop_path", "cooldown", "compile"]
     lines = ["| trial | " + " | ".join(keys) + " | steps | tokens seen | val bpb | (no overlap) |",
              "|---" * (len(keys) + 5) + "|"]
     named = {json.dumps(settings(n), sort_keys=True): n for n in CANDIDATES}

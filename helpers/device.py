@@ -74,6 +74,56 @@ def resolve_preset(name: str, device: str = "cpu", dtype: str = "auto") -> str:
     return name
 
 
+def compile_problem(device: str) -> str | None:
+    """Why `torch.compile` cannot work here, in one line, or None where it can.
+
+    Inductor writes kernels and builds them: C++ with the system compiler on a CPU, Triton on a
+    GPU. A laptop without a compiler would otherwise fail at the first training step, after the
+    data and model were loaded; asked first, training goes on eagerly instead, only slower.
+    """
+    kind = device.split(":")[0]
+    if kind == "mps":
+        return "torch.compile does not support Apple's MPS backend well yet"
+    if kind == "cuda":
+        import importlib.util
+
+        if importlib.util.find_spec("triton") is None:
+            return "Triton is missing (pip install triton; on Windows, triton-windows)"
+        return None
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+    except ImportError:  # a torch that moved it: let torch.compile itself report any problem
+        return None
+    try:
+        get_cpp_compiler()
+    except Exception:  # noqa: BLE001 - whatever the reason, there is no compiler inductor can use
+        return ("no C++ compiler for it (install g++ or clang; on macOS `xcode-select --install`, "
+                "on Windows Visual Studio's C++ build tools)")
+    return None
+
+
+def maybe_compile(model: torch.nn.Module, device: str, log=print) -> torch.nn.Module:
+    """The model to run, compiled where compiling can work (otherwise as it is, with a one-line note).
+
+    On a CPU each transformer block is compiled in place ("regional compilation"): the blocks share
+    their code and shapes, so one graph is built and reused by every layer, and the embedding, the
+    output layer and the loss stay eager. Measured on 2 Zen 5 cores for the `cpu` preset: the same
+    step time as compiling the whole model (103 against 104 ms) for 18 instead of 31 s of compiling
+    from a cold cache, seconds a 10-minute budget keeps for training. On a GPU the whole model is
+    compiled (the measured `gpu-124m` path).
+    """
+    why = compile_problem(device)
+    if why is not None:
+        log(f"note: training without torch.compile: {why}; it works, only slower")
+        return model
+    blocks = getattr(getattr(model, "transformer", None), "h", None)
+    if device.split(":")[0] == "cpu" and blocks is not None:
+        for block in blocks:
+            block.compile()
+        return model
+    return torch.compile(model)
+
+
 def autocast(device: str, dtype: torch.dtype):
     """An autocast context, or a no-op where it would do nothing (float32)."""
     if dtype == torch.float32:

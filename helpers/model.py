@@ -54,9 +54,15 @@ class Dropout(nn.Module):
         return f"p={self.p}"
 
 
-@functools.lru_cache(maxsize=8)
 def causal_bias(T: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """(T, T): 0 on and below the diagonal, -inf above it; made once per shape, dtype and device."""
+    if torch.compiler.is_compiling():  # inside a compiled graph: built in the graph (a cache would not be)
+        return torch.full((T, T), float("-inf"), dtype=dtype, device=device).triu(1)
+    return _cached_causal_bias(T, dtype, device)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_causal_bias(T: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     with torch.inference_mode(False):  # a tensor made under inference_mode could not join training later
         return torch.full((T, T), float("-inf"), dtype=dtype, device=device).triu_(1)
 

@@ -33,7 +33,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from .config import ModelConfig, TrainConfig
-from .device import autocast, detect_device, keep_freed_memory, pick_dtype
+from .device import autocast, detect_device, keep_freed_memory, maybe_compile, pick_dtype
 from .ema import EMA
 from .memmap import get_batch
 from .model import GPT
@@ -153,7 +153,7 @@ def make_step(kind: str, model_cfg: ModelConfig, train_cfg: TrainConfig, device:
         if device == "cpu":
             keep_freed_memory()  # as helpers.train does
         model = GPT(model_cfg).to(device)
-        run = torch.compile(model) if train_cfg.compile else model
+        run = maybe_compile(model, device) if train_cfg.compile else model
         opt = configure_optimizer(model, train_cfg, device)
         ctx = autocast(device, dtype)
         scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == torch.float16)

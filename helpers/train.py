@@ -26,7 +26,7 @@ from . import tokenizer as tok
 from .atomic import disk_errors, folder_lock
 from .augment import DocShuffler, TokenSplitter, merge_parents
 from .config import UNTIL_BUDGET, ModelConfig, TrainConfig
-from .device import autocast, detect_device, keep_freed_memory, pick_dtype, seed_everything
+from .device import autocast, detect_device, keep_freed_memory, maybe_compile, pick_dtype, seed_everything
 from .ema import EMA, params_from_tensors, params_to_tensors
 from .evaluate import bits_per_byte, estimate_loss
 from .memmap import DataError, PreparedData, get_batch, load_data
@@ -159,8 +159,10 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
             torch.cuda.set_rng_state(loaded.state["rng_cuda"])
         step, best_val = info["step"], info["best_val"]
         evals_since_best, tokens_seen, elapsed0 = info["evals_since_best"], info["tokens_seen"], info["elapsed_s"]
-    run_model = torch.compile(model) if cfg.compile else model
-    eval_model = run_model if ema is None else torch.compile(ema.model) if cfg.compile else ema.model
+    run_model = maybe_compile(model, device, log) if cfg.compile else model
+    # the average is evaluated through a graph of its own (no_grad): compiled too where training is
+    eval_model = run_model if ema is None else maybe_compile(ema.model, device, lambda *_: None) if cfg.compile \
+        else ema.model
     saved_model = model if ema is None else ema.model  # the weights every checkpoint file holds
     # Training goes through DDP when there are several ranks: it all-reduces the gradients in backward.
     train_model = DDP(run_model, device_ids=[device] if device.startswith("cuda") else None) if world.active \
@@ -221,7 +223,8 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
             return None  # the caller rolls back; nothing non-finite is ever saved
         if cfg.sample_tokens:
             ck = ckpt_io.Checkpoint(saved_model, data.tokenizer, {}, out_dir)
-            rec["sample"] = sample.generate(ck, "", 1, sample.SampleSettings(cfg.sample_tokens, seed=cfg.seed))[0]
+            with torch.compiler.set_stance("force_eager"):  # a sample's growing lengths would each be a new graph
+                rec["sample"] = sample.generate(ck, "", 1, sample.SampleSettings(cfg.sample_tokens, seed=cfg.seed))[0]
         improved = rec["val_loss"] < best_val
         if improved:
             best_val, evals_since_best = rec["val_loss"], 0

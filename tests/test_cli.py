@@ -192,6 +192,18 @@ def test_cpu_preset_in_float32_trains_the_rotary_cpu_fp32_shape(tmp_path, cli_en
         != PRESETS["cpu"].train.weight_decay
 
 
+def test_without_a_cpp_compiler_compile_is_skipped_with_a_note_and_training_goes_on(prepared, tmp_path, cli_env):
+    """Inductor builds CPU kernels with the system C++ compiler: on a laptop without one, --compile
+    (or the cpu preset's compile) must not crash at the first step, after the data and model loaded."""
+    env = dict(cli_env, CXX=str(tmp_path / "no-such-compiler"))  # the compiler torch.compile would use
+    out = tmp_path / "run"
+    r = run(["train", "--data", str(prepared), "--preset", "smoke", "--compile", "--max-iters", "4",
+             "--eval-interval", "4", "--out", str(out), "--quiet"], env)
+    assert r.returncode == 0, r.stderr
+    assert "training without torch.compile: no C++ compiler" in r.stdout + r.stderr
+    assert (out / "best.safetensors").exists()
+
+
 def test_prepare_defaults_to_the_vocabulary_of_this_machines_cpu_preset(tmp_path, capsys, monkeypatch):
     """cpu-fp32's vocabulary where `--preset cpu` means cpu-fp32 (no bf16 hardware), cpu's where it means cpu."""
     from dataclasses import replace
