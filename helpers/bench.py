@@ -26,7 +26,7 @@ import torch
 
 from . import paths
 from .config import PRESETS, UNTIL_BUDGET, ModelConfig, TrainConfig, get_preset
-from .device import cpu_has_native_bf16, detect_device, pick_dtype, resolve_preset
+from .device import cpu_has_native_bf16, cpu_name, detect_device, pick_dtype, resolve_preset
 from .memmap import load_data
 from .throughput import matmul_peak, measure_isolated
 
@@ -40,7 +40,7 @@ NANOGPT_CPU = (ModelConfig(vocab_size=50304, block_size=64, n_layer=4, n_head=4,
 
 def machine() -> dict:
     dev = detect_device()
-    info = {"device": dev, "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    info = {"device": dev, "cpu": cpu_name(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M")}
     if dev.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(0)

@@ -153,8 +153,9 @@ PRESETS: dict[str, Preset] = {
         # depth, warmup-stable-decay, a straight line to 0 instead of the cosine, a value residual).
         # 8 layers tied (1.849) and are slower; the round-2 preset (GELU, learned positions,
         # dropout 0.2, 4,096 tokens) had scored 1.974.
-        # Round 14: torch.compile, block by block (helpers.device.maybe_compile), now pays: 1.33x the
-        # tokens/s for ~18 s of compiling (5,081 steps in 10 minutes against 4,241 eager, the same hour).
+        # Round 14 (2 cores of an Intel Xeon with AMX-BF16): torch.compile, block by block
+        # (helpers.device.maybe_compile), pays: 1.33x the tokens/s for ~18 s of compiling (5,081
+        # steps in 10 minutes against 4,241 eager, the same hour; not yet measured on the Zen 5).
         # On that fast machine both scored 1.821 (their curves bottom out before the end), and 8 layers,
         # dropout 0.1 or weight decay 4 tied (1.823-1.824), 6 x 384 lost; on a slower one the steps count.
         ModelConfig(block_size=128, n_layer=6, n_head=4, n_embd=256, dropout=0.0, bias=False, pos_emb="rope",
