@@ -6,6 +6,7 @@ fp16 + GradScaler only on GPUs without bf16. Taught in notebook 04 (AMP).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import random
@@ -27,41 +28,42 @@ def detect_device(requested: str | None = None) -> str:
     return "cpu"
 
 
+# the /proc/cpuinfo flags of CPUs that compute bf16 in hardware, and how results name them
+_BF16_UNITS = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX512-BF16", "bf16": "Arm BF16"}
+
+
+def _cpu_info() -> tuple[str | None, set[str]]:
+    """(model name, feature flags) of the first processor in /proc/cpuinfo; (None, empty) without it."""
+    name, flags = None, set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key == "model name":
+                    name = value.strip()
+                elif key in ("flags", "features"):
+                    flags.update(value.split())
+                    break
+    except OSError:
+        pass
+    return name, flags
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware (x86 AVX512-BF16 / AMX, Arm BF16).
 
     Without it, bf16 autocast is emulated and slower than plain fp32.
     """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            flags = set()
-            for line in f:
-                if line.lower().startswith(("flags", "features")):
-                    flags.update(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    return bool(_cpu_info()[1] & _BF16_UNITS.keys())
 
 
 def cpu_name() -> str:
-    """The processor's model name and its bf16 matrix units, as benchmark results should name it:
-    the same `x86_64` covers a Zen 5 (bf16 peak ~800 GFLOP/s on 2 cores) and a Xeon with AMX (~2,200)."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip().lower() == "model name":
-                    name = value.strip()
-                elif key.strip().lower() in ("flags", "features"):
-                    flags.update(value.split())
-                    break
-    except OSError:
-        pass
-    units = [u for f, u in (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"), ("bf16", "Arm BF16"))
-             if f in flags]
-    return name + (f" ({', '.join(units)})" if units else "")
+    """The processor's model name and its bf16 units, as benchmark results should name it: the same
+    `x86_64` covers a Zen 5 (bf16 peak ~800 GFLOP/s on 2 cores) and a Xeon with AMX (~2,200)."""
+    name, flags = _cpu_info()
+    units = [unit for flag, unit in _BF16_UNITS.items() if flag in flags]
+    return (name or platform.processor() or platform.machine()) + (f" ({', '.join(units)})" if units else "")
 
 
 def pick_dtype(device: str, requested: str = "auto") -> torch.dtype:
@@ -94,6 +96,7 @@ def resolve_preset(name: str, device: str = "cpu", dtype: str = "auto") -> str:
     return name
 
 
+@functools.lru_cache(maxsize=None)  # it runs the compiler once to ask; the answer holds for the process
 def compile_problem(device: str) -> str | None:
     """Why `torch.compile` cannot work here, in one line, or None where it can.
 

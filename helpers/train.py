@@ -160,9 +160,9 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
         step, best_val = info["step"], info["best_val"]
         evals_since_best, tokens_seen, elapsed0 = info["evals_since_best"], info["tokens_seen"], info["elapsed_s"]
     run_model = maybe_compile(model, device, log) if cfg.compile else model
-    # the average is evaluated through a graph of its own (no_grad): compiled too where training is
-    eval_model = run_model if ema is None else maybe_compile(ema.model, device, lambda *_: None) if cfg.compile \
-        else ema.model
+    eval_model = run_model if ema is None else ema.model
+    if cfg.compile and ema is not None:  # the average is evaluated through a graph of its own (no_grad)
+        eval_model = maybe_compile(ema.model, device, lambda *_: None)
     saved_model = model if ema is None else ema.model  # the weights every checkpoint file holds
     # Training goes through DDP when there are several ranks: it all-reduces the gradients in backward.
     train_model = DDP(run_model, device_ids=[device] if device.startswith("cuda") else None) if world.active \
