@@ -260,6 +260,12 @@ CANDIDATES: dict[str, dict] = {
     "r15-b8": dict(R12, batch_size=8, compile=True),
     # a longer average, for a run of 5,000 steps rather than round 10's 3,000
     "r15-ema0.998": dict(R12, ema_decay=0.998, compile=True),
+    # b8 8,228 steps and 1.8992; wd 2.5 5,364 and 1.8256 (its curve turned up at 490 s); EMA 0.998
+    # 5,269 and 1.8097, its curve still falling at 600 s. A longer average still, and the 0.998 average
+    # against its control at a second seed
+    "r15-ema0.999": dict(R12, ema_decay=0.999, compile=True),
+    "r15-ema0.998-seed2": dict(R12, ema_decay=0.998, compile=True, seed=2),
+    "r15-seed2": dict(R12, compile=True, seed=2),
 }
 
 

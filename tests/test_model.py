@@ -363,3 +363,30 @@ def test_cpu_preset_resolves_by_the_dtype_the_cpu_trains_in(monkeypatch):
         assert D.resolve_preset(name, "cpu") == name
     m, t = get_preset("cpu-fp32", vocab_size=4096)
     assert m.pos_emb == "rope" and t.dtype == "float32" and m.block_size == PRESETS["cpu"].model.block_size
+
+
+def test_the_loss_is_float32_cross_entropy_and_adds_nothing_to_a_checkpoint(model):
+    """GPT.loss (TokenLoss) is a module only so that it can be compiled; it holds no weights and
+    scores bf16 logits in float32, as F.cross_entropy on the upcast logits does."""
+    assert not any(k.startswith("loss") for k in model.state_dict())
+    logits = (torch.randn(48, 97) * 3).bfloat16()
+    y = torch.randint(97, (48,))
+    got = model.loss(logits, y)
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(torch.nn.functional.cross_entropy(logits.float(), y).item(), abs=1e-6)
+    assert got.item() != pytest.approx(torch.nn.functional.cross_entropy(logits.float(), y.roll(1)).item(), abs=1e-3)
+
+
+def test_compiling_on_a_cpu_compiles_each_block_and_the_loss_in_place(model):
+    """maybe_compile on a CPU: regional compilation (the blocks and the loss, each in place); the
+    model object, its parameters and its state_dict keys stay as they were."""
+    from helpers.device import compile_problem, maybe_compile
+
+    if compile_problem("cpu") is not None:
+        pytest.skip(compile_problem("cpu"))
+    keys = list(model.state_dict())
+    out = maybe_compile(model, "cpu", log=lambda *_: None)
+    assert out is model and list(model.state_dict()) == keys
+    assert all(b._compiled_call_impl is not None for b in model.transformer.h)
+    assert model.loss._compiled_call_impl is not None
+    assert model.lm_head._compiled_call_impl is None  # the output layer stays eager
