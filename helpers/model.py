@@ -36,8 +36,37 @@ def dropout_mask(shape: torch.Size, p: float, dtype: torch.dtype, device: torch.
     return (bits >= -32768 + drop).to(dtype).mul_(65536 / (65536 - drop))
 
 
+def hashed_dropout_mask(shape: torch.Size, p: float, dtype: torch.dtype, device: torch.device,
+                        seed: torch.Tensor | None = None) -> torch.Tensor:
+    """`dropout_mask` for compiled graphs: one random number per call, the rest a hash of the index.
+
+    Why: in a graph compiled for a CPU, the compiler's random numbers are drawn one element at a time
+    (Philox, not vectorised): dropout 0.1 on all activations took a compiled bf16 step of the `cpu`
+    preset from 104 to 154 ms on 2 Xeon cores (the Performance page). A hash of the element's index
+    is plain integer arithmetic, which the compiler vectorises and fuses into the multiply: 0.53 ms
+    per million bf16 elements against 4.2 for F.dropout, compiled.
+
+    The hash is murmur3's 32-bit finaliser (fmix32) of a Weyl sequence, i * 0x9E3779B1 + seed (mod
+    2^32), SplitMix-style: every output bit depends on every input bit, so neighbouring elements are
+    independent. The seed comes from torch's generator (in a graph, the compiler's draw from it), so
+    seeded runs and their resumes stay exact.
+    Two calls' masks are the same stream at an offset of random length. int32 arithmetic wraps, and
+    torch's >> on int32 copies the sign bit, so each shift is masked to a logical one.
+    """
+    n = math.prod(shape)
+    if seed is None:  # (1,) int32
+        seed = torch.randint(-2**31, 2**31 - 1, (1,), dtype=torch.int32, device=device)
+    h = torch.arange(n, dtype=torch.int32, device=device).view(shape) * -1640531535 + seed  # 0x9E3779B1
+    h = (h ^ ((h >> 16) & 0xFFFF)) * -2048144789  # 0x85EBCA6B
+    h = (h ^ ((h >> 13) & 0x7FFFF)) * -1028477387  # 0xC2B2AE35
+    h = h ^ ((h >> 16) & 0xFFFF)  # uniform over int32
+    drop = round(p * 2**32)  # values below -2^31 + drop are dropped: probability drop / 2^32
+    return (h >= -2**31 + drop).to(dtype).mul_(2**32 / (2**32 - drop))
+
+
 class Dropout(nn.Module):
-    """nn.Dropout with the fast mask on CPU (`dropout_mask`); the fused kernel elsewhere."""
+    """nn.Dropout with the cheap masks on CPU (`dropout_mask`, `hashed_dropout_mask` when compiled);
+    the fused kernel elsewhere."""
 
     def __init__(self, p: float = 0.0):
         super().__init__()
@@ -48,7 +77,8 @@ class Dropout(nn.Module):
             return x
         if x.device.type != "cpu":
             return F.dropout(x, self.p, training=True)
-        return x * dropout_mask(x.shape, self.p, x.dtype, x.device)
+        mask = hashed_dropout_mask if torch.compiler.is_compiling() else dropout_mask
+        return x * mask(x.shape, self.p, x.dtype, x.device)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from helpers.config import ModelConfig, PRESETS, get_preset
-from helpers.model import GPT, dropout_mask
+from helpers.model import GPT, Dropout, dropout_mask, hashed_dropout_mask
 
 CFG = ModelConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=32)
 
@@ -174,6 +174,50 @@ def test_dropout_mask_drops_p_and_keeps_the_mean(p):
     assert (lanes - p).abs().max() < 0.006
     torch.manual_seed(0)
     assert torch.equal(m, dropout_mask(torch.Size((64, 128, 128)), p, torch.float32, torch.device("cpu")))
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_the_hashed_dropout_mask_drops_p_independently_and_follows_the_seed(p):
+    shape, cpu = torch.Size((64, 128, 128)), torch.device("cpu")
+    torch.manual_seed(0)
+    m, m2 = (hashed_dropout_mask(shape, p, torch.float32, cpu) for _ in range(2))
+    values = m.unique().tolist()
+    assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / (1 - p), rel=1e-6)
+    dropped, dropped2 = (m == 0).flatten(), (m2 == 0).flatten()
+    assert abs(dropped.float().mean().item() - p) < 0.003  # 1M draws: the rate's std is < 0.0005
+    # no structure: neighbours, elements a row apart and the next call's mask all drop together p^2 of
+    # the time, as independent draws do (a weak hash or a repeated seed would not)
+    for a, b in ((dropped[:-1], dropped[1:]), (dropped[:-128], dropped[128:]), (dropped, dropped2)):
+        assert abs((a & b).float().mean().item() - p * p) < 0.003
+    torch.manual_seed(0)
+    assert torch.equal(m, hashed_dropout_mask(shape, p, torch.float32, cpu))
+
+
+def test_compiled_dropout_on_a_cpu_hashes_the_same_mask_and_drops_p(monkeypatch):
+    """In a compiled graph Dropout switches to the hash (the compiler's own per-element random numbers
+    are slow on a CPU). The compiled integer arithmetic must give the eager mask bit for bit, and a
+    compiled Dropout must drop p, differently on each call and the same again under the same seed."""
+    from helpers.device import compile_problem
+
+    if compile_problem("cpu") is not None:
+        pytest.skip(compile_problem("cpu"))
+    shape, cpu, seed = torch.Size((16, 4, 128, 128)), torch.device("cpu"), torch.tensor([-123457], dtype=torch.int32)
+    compiled = torch.compile(hashed_dropout_mask, fullgraph=True)
+    assert torch.equal(compiled(shape, 0.1, torch.float32, cpu, seed), hashed_dropout_mask(shape, 0.1, torch.float32, cpu, seed))
+
+    import helpers.model as M
+
+    traced = []  # what the compiler traced through: the hash, not dropout_mask or F.dropout
+    monkeypatch.setattr(M, "hashed_dropout_mask", lambda *a: traced.append(a[0]) or hashed_dropout_mask(*a))
+    x = torch.randn(shape) + 10.0  # no zeros of its own
+    drop = torch.compile(Dropout(0.1).train(), fullgraph=True)
+    torch.manual_seed(3)
+    y, y2 = drop(x), drop(x)
+    assert traced and set(traced) == {shape}
+    assert abs((y == 0).float().mean().item() - 0.1) < 0.003 and torch.allclose(y[y != 0], x[y != 0] / 0.9)
+    assert abs(((y == 0) & (y2 == 0)).float().mean().item() - 0.01) < 0.002  # a new, independent mask
+    torch.manual_seed(3)
+    assert torch.equal(drop(x), y)
 
 
 def test_training_mode_dropout_is_random_and_eval_mode_is_not():
