@@ -393,7 +393,7 @@ print("matches helpers.ema.EMA")
 # 1.986 without, and the `cpu-fp32` preset 1.864 against 1.932. At a learning rate high enough
 # to learn fast, the trained weights are noisy; the average takes the noise out without waiting
 # for the learning rate to fall, and by then a small corpus has been memorised. Both CPU presets
-# use it: `cpu-fp32` with $d = 0.995$, and `cpu`, which makes about 5,000 steps in 10 minutes on a
+# use it: `cpu-fp32` with $d = 0.995$, and `cpu`, which makes about 4,000 steps in 10 minutes on a
 # fast CPU, with $d = 0.998$ (about the last 500 steps; round 15 on the Performance page).
 
 # %% [markdown]
