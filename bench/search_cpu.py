@@ -271,12 +271,12 @@ CANDIDATES: dict[str, dict] = {
     # now a vectorised hash of the index (helpers.model.hashed_dropout_mask): 133 ms a step against
     # 154, without dropout 104
     "r16-d0.1": dict(R12, ema_decay=0.998, dropout=0.1, compile=True),
-    # 4,436 steps and 1.8300 against round 15's 5,269 and 1.8097: ahead by ~0.008 at equal steps, not
+    # 4,436 steps and 1.8300 against round 15's 5,269 and 1.8097: ahead by ~0.005 at equal steps, not
     # by enough for the 16 % fewer steps (the hash is 1.4 ms per million elements fused into the graph,
     # not the micro-benchmark's 0.5). Batch 8 lost by 0.08: the other way, 24 sequences a step
     "r16-b24": dict(R12, ema_decay=0.998, batch_size=24, compile=True),
     # 4,020 steps (12.3M tokens, 14 % more than batch 16's: bigger matrices) and 1.8071, ahead of the
-    # control at every evaluation until ~490 s; then its curve turns up (train loss 2.19 nats at the
+    # control at every evaluation until ~490 s; then its curve turns up (train loss 2.09 nats at the
     # end): its best checkpoint, not its last, scored. It memorises sooner, so held back harder
     "r16-b24-wd4": dict(R12, ema_decay=0.998, batch_size=24, weight_decay=4.0, compile=True),
     # 4,083 steps and 1.8063, its curve flat from 540 s on instead of turning up. Both at a second

@@ -161,7 +161,7 @@ PRESETS: dict[str, Preset] = {
         # Round 15 (the same Xeon, the loss compiled too): a longer average of the weights, EMA 0.998
         # (a ~500-step horizon for a ~5,000-step run), scored 1.810 against 1.821 at seed 1337 and
         # 1.820 against 1.826 at seed 2; 0.999 scored 1.814. Weight decay 2.5 (1.826) and batch 8 lost.
-        # Round 16 (the same Xeon): 24 sequences a step (14 % more tokens/s: bigger matrices) memorise
+        # Round 16 (the same Xeon): 24 sequences a step (8 % more tokens/s: bigger matrices) memorise
         # sooner, so weight decay 4.0 with them: 1.806 against 1.810 at seed 1337, 1.815 against 1.820
         # at seed 2, 1.810 against 1.819 at seed 3; batch 24 alone tied (1.807, 1.823), dropout 0.1 lost.
         ModelConfig(block_size=128, n_layer=6, n_head=4, n_embd=256, dropout=0.0, bias=False, pos_emb="rope",

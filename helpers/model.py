@@ -49,9 +49,9 @@ def hashed_dropout_mask(shape: torch.Size, p: float, dtype: torch.dtype, device:
     The hash is murmur3's 32-bit finaliser (fmix32) of a Weyl sequence, i * 0x9E3779B1 + seed (mod
     2^32), SplitMix-style: every output bit depends on every input bit, so neighbouring elements are
     independent. The seed comes from torch's generator (in a graph, the compiler's draw from it), so
-    seeded runs and their resumes stay exact.
-    Two calls' masks are the same stream at an offset of random length. int32 arithmetic wraps, and
-    torch's >> on int32 copies the sign bit, so each shift is masked to a logical one.
+    seeded runs and their resumes stay exact. Two calls' masks are the same stream at an offset of
+    random length. int32 arithmetic wraps, and torch's >> on int32 copies the sign bit, so each shift
+    is masked to a logical one.
     """
     n = math.prod(shape)
     if seed is None:  # (1,) int32

@@ -203,7 +203,8 @@ def test_compiled_dropout_on_a_cpu_hashes_the_same_mask_and_drops_p(monkeypatch)
         pytest.skip(compile_problem("cpu"))
     shape, cpu, seed = torch.Size((16, 4, 128, 128)), torch.device("cpu"), torch.tensor([-123457], dtype=torch.int32)
     compiled = torch.compile(hashed_dropout_mask, fullgraph=True)
-    assert torch.equal(compiled(shape, 0.1, torch.float32, cpu, seed), hashed_dropout_mask(shape, 0.1, torch.float32, cpu, seed))
+    assert torch.equal(compiled(shape, 0.1, torch.float32, cpu, seed),
+                       hashed_dropout_mask(shape, 0.1, torch.float32, cpu, seed))
 
     import helpers.model as M
 
