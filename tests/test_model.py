@@ -435,3 +435,56 @@ def test_compiling_on_a_cpu_compiles_each_block_and_the_loss_in_place(model):
     assert all(b._compiled_call_impl is not None for b in model.transformer.h)
     assert model.loss._compiled_call_impl is not None
     assert model.lm_head._compiled_call_impl is None  # the output layer stays eager
+
+
+def test_the_causal_mask_is_a_buffer_that_no_checkpoint_holds(model):
+    """The explicit kernel's additive mask: 0 on and below the diagonal, -inf above, for the longest
+    context; a buffer that follows the model's device, never saved (old checkpoints load as before)."""
+    mask = model.transformer.h[0].attn.causal
+    T = CFG.block_size
+    assert mask.shape == (T, T)
+    assert torch.equal(mask == 0, torch.ones(T, T, dtype=torch.bool).tril())
+    assert torch.isinf(mask[0, 1:]).all() and (mask[0, 1:] < 0).all()
+    assert not any("causal" in k for k in model.state_dict())
+    GPT(CFG).load_state_dict(model.state_dict())  # strict: the key sets agree
+
+
+def test_the_compiled_cpu_loss_gives_the_loss_and_gradient_of_cross_entropy(monkeypatch):
+    """In a compiled CPU graph TokenLoss uses _CrossEntropyFn, its gradient (softmax - onehot) / N
+    written out. Its loss and bf16 gradient must be F.cross_entropy's, and the gradient must point at
+    the targets (pull their logits up, the others down)."""
+    from helpers.device import compile_problem
+    from helpers.model import TokenLoss, _CrossEntropyFn
+
+    if compile_problem("cpu") is not None:
+        pytest.skip(compile_problem("cpu"))
+    from torch._inductor.compile_fx import compile_fx
+
+    graphs = []  # what the compiler traced, handed on to the usual backend (Inductor)
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return compile_fx(gm, example_inputs)
+
+    torch.manual_seed(0)
+    logits = (torch.randn(96, 97) * 3).bfloat16()
+    y = torch.randint(97, (96,))
+    want_x = logits.clone().requires_grad_()
+    want = torch.nn.functional.cross_entropy(want_x.float(), y)
+    want.backward()
+    got_x = logits.clone().requires_grad_()
+    got = torch.compile(TokenLoss(), backend=backend, fullgraph=True)(got_x, y)
+    got.backward()
+    assert len(graphs) == 1 and "autograd_function_apply" in graphs[0].code  # through _CrossEntropyFn
+    assert "logsumexp" in graphs[0].fwd_body_0.code and "arange" in graphs[0].bwd_body_0.code
+    assert got.dtype == torch.float32 and got.item() == pytest.approx(want.item(), abs=1e-5)
+    assert got_x.grad.dtype == torch.bfloat16
+    assert torch.allclose(got_x.grad.float(), want_x.grad.float(), atol=1e-5, rtol=1e-2)
+    rows = torch.arange(96)
+    assert (got_x.grad[rows, y] < 0).all()  # the targets' logits go up
+    others = got_x.grad.float().clone()
+    others[rows, y] = 0
+    assert (others >= 0).all() and got_x.grad.float().sum(1).abs().max() < 1e-4  # each row's gradient sums to 0
+    # eagerly the module keeps F.cross_entropy (faster there); the Function agrees with it too
+    assert TokenLoss()(logits, y).item() == pytest.approx(want.item(), abs=1e-5)
+    assert _CrossEntropyFn.apply(logits.float(), y).item() == pytest.approx(want.item(), abs=1e-5)
