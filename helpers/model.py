@@ -117,8 +117,8 @@ class CausalSelfAttention(nn.Module):
         self.kernel = "auto"  # auto | sdpa | explicit; see use_explicit
         # (T, T) additive causal mask for the explicit path: 0 on and below the diagonal, -inf above.
         # A buffer, not built per call: inside a compiled graph a mask made from indices becomes int64
-        # comparisons in every softmax element (9.1 of a ~140 ms `cpu` step on 2 Xeon cores), a mask
-        # loaded from memory half that (the Performance page). Not saved: it follows from the config.
+        # comparisons in every softmax element (9.1 ms of a ~140 ms `cpu` step on 2 Xeon cores), a mask
+        # loaded from memory takes half that (the Performance page). Not saved: it follows from the config.
         self.register_buffer("causal", torch.full((cfg.block_size, cfg.block_size), float("-inf")).triu(1),
                              persistent=False)
 
