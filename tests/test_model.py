@@ -439,7 +439,7 @@ def test_compiling_on_a_cpu_compiles_each_block_and_the_loss_in_place(model):
 
 def test_the_causal_mask_is_a_buffer_that_no_checkpoint_holds(model):
     """The explicit kernel's additive mask: 0 on and below the diagonal, -inf above, for the longest
-    context; a buffer that follows the model's device, never saved (old checkpoints load as before)."""
+    context; a buffer, never saved (old checkpoints load as before)."""
     mask = model.transformer.h[0].attn.causal
     T = CFG.block_size
     assert mask.shape == (T, T)
@@ -449,7 +449,7 @@ def test_the_causal_mask_is_a_buffer_that_no_checkpoint_holds(model):
     GPT(CFG).load_state_dict(model.state_dict())  # strict: the key sets agree
 
 
-def test_the_compiled_cpu_loss_gives_the_loss_and_gradient_of_cross_entropy(monkeypatch):
+def test_the_compiled_cpu_loss_gives_the_loss_and_gradient_of_cross_entropy():
     """In a compiled CPU graph TokenLoss uses _CrossEntropyFn, its gradient (softmax - onehot) / N
     written out. Its loss and bf16 gradient must be F.cross_entropy's, and the gradient must point at
     the targets (pull their logits up, the others down)."""
