@@ -48,15 +48,24 @@ def machine() -> dict:
 
 
 def _row(label: str, model_cfg: ModelConfig, train_cfg: TrainConfig, kinds: tuple[str, ...], steps: int,
-         peaks: dict, device: str) -> list[dict]:
+         peaks: dict, device: str, log=print) -> list[dict]:
     rows = []
     for kind in kinds:
         r = measure_isolated(model_cfg, train_cfg, kind=kind, steps=steps, device=device)
         r["config"] = label
         if "error" not in r:  # MFU against the peak of the dtype the loop itself chose
             r["mfu"] = r["tokens_per_s"] * r["flops_per_token"] / 1e9 / peaks[r["dtype"]]
+        _log_row(r, log)  # as each is known: a long run shows its progress, and a cut-short one what it had
         rows.append(r)
     return rows
+
+
+def _log_row(r: dict, log) -> None:
+    if "error" in r:
+        log(f"{r['config']:55s} {r['kind']:10s} failed: {r['error']}")
+    else:
+        log(f"{r['config']:55s} {r['kind']:10s} {r['tokens_per_s']:>10,.0f} tok/s  MFU {r['mfu']:6.1%}  "
+            f"peak {r['peak_mem_GB']:.2f} GB")
 
 
 def _label(name: str) -> str:
@@ -84,34 +93,34 @@ def throughput(steps: int | None = None, log=print) -> dict:
     if cuda:
         m, t = get_preset("gpu-124m", vocab_size=50304)
         group = _row("gpu-124m preset: 16 x 256, 8 micro-batches (fits an 8 GB card)", m, t,
-                     ("plotgpt", "reference"), steps or 10, peaks, device)
-        # The same 32k-token optimizer step as 2 micro-batches of 64: what a big card should run.
+                     ("plotgpt", "reference"), steps or 10, peaks, device, log)
+        # The same 32k-token optimizer step in fewer, bigger micro-batches: what a bigger card should run.
         group += _row("gpu-124m, the same step as 64 x 256, 2 micro-batches (cards over 16 GB)", m,
-                      replace(t, batch_size=64, grad_accum=2), ("plotgpt",), steps or 10, peaks, device)
+                      replace(t, batch_size=64, grad_accum=2), ("plotgpt",), steps or 10, peaks, device, log)
+        # ... and as one micro-batch, for both loops: how much of the ratio is the split, how much the loop.
+        group += _row("gpu-124m, the same step as 128 x 256 in one micro-batch (cards over 32 GB)", m,
+                      replace(t, batch_size=128, grad_accum=1), ("plotgpt", "reference"), steps or 10, peaks, device, log)
         _ratios(group, {"reference": group[1]})
         rows += group
     else:
         name = resolve_preset("cpu", device)  # what `plotgpt train` trains on this CPU
         p = PRESETS[name]
         m, t = get_preset(name, vocab_size=p.vocab_size)
-        group = _row(_label(name), m, t, ("plotgpt", "reference"), steps or 20, peaks, device)
+        group = _row(_label(name), m, t, ("plotgpt", "reference"), steps or 20, peaks, device, log)
         _ratios(group, {"reference": group[1]})
         rows += group
         if group[0].get("dtype") != "float32":  # what the bf16 choice is worth on this CPU
-            rows += _row(group[0]["config"], m, replace(t, dtype="float32"), ("plotgpt",), steps or 20, peaks, device)
+            rows += _row(group[0]["config"], m, replace(t, dtype="float32"), ("plotgpt",), steps or 20, peaks, device, log)
         else:  # the bf16 CPUs' shape in float32: what the smaller shape buys in tokens/s here
             cpu = get_preset("cpu", vocab_size=PRESETS["cpu"].vocab_size, dtype="float32")
-            rows += _row(_label("cpu"), *cpu, ("plotgpt",), steps or 20, peaks, device)
+            rows += _row(_label("cpu"), *cpu, ("plotgpt",), steps or 20, peaks, device, log)
         group = _row("nanoGPT CPU recipe (4 x 128, T 64, vocab 50304, fp32)", *NANOGPT_CPU,
-                     ("plotgpt", "nanogpt", "reference"), steps or 12, peaks, device)
+                     ("plotgpt", "nanogpt", "reference"), steps or 12, peaks, device, log)
         _ratios(group, {"reference": group[2], "nanogpt": group[1]})
         rows += group
     for r in rows:
-        if "error" in r:
-            log(f"{r['config']:55s} {r['kind']:10s} failed: {r['error']}")
-        else:
-            log(f"{r['config']:55s} {r['kind']:10s} {r['tokens_per_s']:>10,.0f} tok/s  MFU {r['mfu']:6.1%}  "
-                f"peak {r['peak_mem_GB']:.2f} GB")
+        if r.get("vs"):
+            log(f"{r['config'][:40]:40s} {r['kind']:10s} " + ", ".join(f"{v:.2f}x the {k} loop" for k, v in r["vs"].items()))
     return {"peak_gflops": peaks, "rows": rows}
 
 

@@ -66,6 +66,7 @@ class TrainConfig:
 
     batch_size: int = 16  # sequences per micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step
+    micro_batch: int = 0  # sequences per forward/backward pass: 0 = auto (on a GPU, as many of the step's as fit; helpers/memory.py)
     max_iters: int = 2000  # optimizer steps
     max_minutes: float = 0.0  # budget of training time, evaluations and checkpoints not counted; 0 = no limit
     lr: float = 1e-3  # peak learning rate
@@ -95,6 +96,9 @@ class TrainConfig:
         for name in ("batch_size", "grad_accum", "eval_interval", "eval_iters"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train config: {name} must be at least 1")
+        if self.micro_batch < 0 or (self.micro_batch and (self.batch_size * self.grad_accum) % self.micro_batch):
+            raise ValueError(f"train config: micro_batch={self.micro_batch} must divide the step's "
+                             f"{self.batch_size * self.grad_accum} sequences (batch_size x grad_accum); 0 = auto")
         if self.max_iters < 0 or self.warmup_iters < 0 or self.max_minutes < 0:
             raise ValueError("train config: max_iters, warmup_iters and max_minutes must not be negative")
         if not 0.0 <= self.cooldown <= 1.0:

@@ -242,13 +242,14 @@ def measure_train_step(model_cfg: ModelConfig, train_cfg: TrainConfig, *, kind: 
 
 
 def measure_isolated(model_cfg: ModelConfig, train_cfg: TrainConfig, *, kind: str, steps: int,
-                     device: str | None = None, timeout: float = 900) -> dict:
+                     device: str | None = None, timeout: float = 900, env: dict | None = None) -> dict:
     """measure_train_step in a fresh process: its peak memory is the process's own, and one loop's
-    allocations or compiled graphs never colour the next one's numbers."""
+    allocations or compiled graphs never colour the next one's numbers. `env` adds environment
+    variables for that process (e.g. an Inductor setting to try)."""
     job = json.dumps({"model": asdict(model_cfg), "train": asdict(train_cfg), "kind": kind, "steps": steps,
                       "device": device})
     proc = subprocess.run([sys.executable, "-m", "helpers.throughput", job], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                          timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})})
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         return {"kind": kind, "error": tail}

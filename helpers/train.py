@@ -30,6 +30,7 @@ from .device import autocast, detect_device, keep_freed_memory, maybe_compile, p
 from .ema import EMA, params_from_tensors, params_to_tensors
 from .evaluate import bits_per_byte, estimate_loss
 from .memmap import DataError, PreparedData, get_batch, load_data
+from .memory import plan_micro_batch
 from .model import GPT
 from .optim import configure_optimizer, lr_at, optimizer_from_tensors, optimizer_to_tensors
 from .runfolder import StopFlag, check_tokenizer, newest_resumable, read_history, rewrite_jsonl, tensorboard
@@ -184,10 +185,14 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
                  "bytes_per_token": data.bytes_per_token("val")}
     tokens_per_step = cfg.batch_size * cfg.grad_accum * block * world.size
     n_params = model.num_params()
+    # The step's sequences in as few forward/backward passes as fit: the same step, faster on a big card.
+    micro = plan_micro_batch(model_cfg, cfg, n_params, device)
     log(f"model: {n_params / 1e6:.2f}M parameters ({model.num_params(True) / 1e6:.2f}M non-embedding), "
         f"{model_cfg.n_layer} x {model_cfg.n_embd}, block {block}, vocab {model_cfg.vocab_size}; device {device}, "
         f"{str(dtype).replace('torch.', '')}; {tokens_per_step:,} tokens per step"
-        + (f" ({world.size} data-parallel ranks)" if world.active else ""))
+        + (f" ({world.size} data-parallel ranks)" if world.active else "")
+        + (f"; {micro.passes} pass{'es' if micro.passes > 1 else ''} of {micro.size} sequences, {micro.why}"
+           if micro.size != cfg.batch_size else ""))
 
     def save_checkpoint(path: Path, full: bool, extra: dict) -> Path:
         info_out = {"step": step, "best_val": best_val, "evals_since_best": evals_since_best,
@@ -301,7 +306,7 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
     shuffler = DocShuffler(train_arr, tok.eot_id(data.tokenizer)) if cfg.doc_shuffle else None
 
     def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
-        return get_batch(train_arr, cfg.batch_size, block, batch_gen, device, world.rank, world.size, splitter, shuffler)
+        return get_batch(train_arr, micro.size, block, batch_gen, device, world.rank, world.size, splitter, shuffler)
 
     batch_state = batch_gen.get_state()
     x, y = next_batch()
@@ -356,14 +361,14 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
             if budget_s and shared_elapsed >= budget_s:
                 stop_reason = "time budget"
                 break
-            for micro in range(cfg.grad_accum):
+            for i in range(micro.passes):
                 # DDP: all-reduce the gradients only once they are complete, on the last micro-batch
-                sync = contextlib.nullcontext() if not world.active or micro == cfg.grad_accum - 1 \
+                sync = contextlib.nullcontext() if not world.active or i == micro.passes - 1 \
                     else train_model.no_sync()
                 with sync:
                     with ctx:
                         _, loss = train_model(x, y)
-                        loss = loss / cfg.grad_accum  # accumulate the mean, not the sum, of micro-batches
+                        loss = loss / micro.passes  # accumulate the mean, not the sum, of micro-batches
                     if _NAN_AT and step in _NAN_AT:
                         _NAN_AT.discard(step)
                         loss = loss * float("nan")

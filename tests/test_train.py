@@ -100,14 +100,20 @@ def test_the_time_budget_counts_training_not_evaluation(prepared, tmp_path):
 
 
 def test_gradient_accumulation_matches_a_bigger_batch(prepared, tmp_path):
-    """2 micro-batches of 4 == 1 batch of 8: same windows, same mean loss, same update."""
+    """2 micro-batches of 4 == 1 batch of 8: same windows, same mean loss, same update. So is a
+    step of 2 x 4 that --micro-batch runs as one pass of 8 (what a big GPU does on its own), and
+    one of 1 x 8 that it runs as 2 passes of 4."""
     m, c1 = get_preset("smoke", max_iters=3, batch_size=8, grad_accum=1, eval_interval=100, sample_tokens=0)
     _, c2 = get_preset("smoke", max_iters=3, batch_size=4, grad_accum=2, eval_interval=100, sample_tokens=0)
     r1 = train(prepared, m, c1, tmp_path / "one", **QUIET)
     r2 = train(prepared, m, c2, tmp_path / "two", **QUIET)
-    a, b = _weights(r1.last_checkpoint), _weights(r2.last_checkpoint)
-    for k in a:
-        assert torch.allclose(a[k], b[k], atol=1e-5), k
+    r3 = train(prepared, m, replace(c2, micro_batch=8), tmp_path / "merged", **QUIET)
+    r4 = train(prepared, m, replace(c1, micro_batch=4), tmp_path / "split", **QUIET)
+    a = _weights(r1.last_checkpoint)
+    for other in (r2, r3, r4):
+        b = _weights(other.last_checkpoint)
+        for k in a:
+            assert torch.allclose(a[k], b[k], atol=1e-5), (other.run_dir.name, k)
 
 
 def test_a_compiled_run_learns_what_the_eager_run_learns(prepared, tmp_path):
