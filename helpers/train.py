@@ -30,7 +30,7 @@ from .device import autocast, detect_device, keep_freed_memory, maybe_compile, p
 from .ema import EMA, params_from_tensors, params_to_tensors
 from .evaluate import bits_per_byte, estimate_loss
 from .memmap import DataError, PreparedData, get_batch, load_data
-from .memory import plan_micro_batch
+from .memory import MicroBatch, plan_micro_batch
 from .model import GPT
 from .optim import configure_optimizer, lr_at, optimizer_from_tensors, optimizer_to_tensors
 from .runfolder import StopFlag, check_tokenizer, newest_resumable, read_history, rewrite_jsonl, tensorboard
@@ -187,6 +187,10 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
     n_params = model.num_params()
     # The step's sequences in as few forward/backward passes as fit: the same step, faster on a big card.
     micro = plan_micro_batch(model_cfg, cfg, n_params, device)
+    if world.active:  # one split on every rank (the smallest card's), so their batch streams stay in step
+        passes = int(D.agree(world, [float(micro.passes)], device)[0])
+        if passes != micro.passes:
+            micro = MicroBatch(cfg.batch_size * cfg.grad_accum // passes, passes, "the split every rank's card holds")
     log(f"model: {n_params / 1e6:.2f}M parameters ({model.num_params(True) / 1e6:.2f}M non-embedding), "
         f"{model_cfg.n_layer} x {model_cfg.n_embd}, block {block}, vocab {model_cfg.vocab_size}; device {device}, "
         f"{str(dtype).replace('torch.', '')}; {tokens_per_step:,} tokens per step"

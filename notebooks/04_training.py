@@ -168,6 +168,10 @@ print("4 micro-batches of 2 give the gradient of one batch of 8")
 # the `gpu-124m` preset runs 8 micro-batches of 16 × 256 tokens for each step, so the
 # reference's model fits an 8 GB card and still sees 32,768 tokens per update. A test in
 # `tests/test_train.py` checks that a whole run with accumulation ends at the same weights.
+# Since the split changes nothing the optimizer sees, a bigger card runs the same step in fewer,
+# bigger micro-batches, which is faster: on a GPU the loop picks the split from the card's free
+# memory (`helpers/memory.py`, `--micro-batch` to choose it yourself; the Performance page has
+# the numbers).
 #
 # ## 4. Mixed precision
 #
