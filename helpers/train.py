@@ -35,6 +35,7 @@ from .model import GPT
 from .optim import configure_optimizer, lr_at, optimizer_from_tensors, optimizer_to_tensors
 from .runfolder import StopFlag, check_tokenizer, newest_resumable, read_history, rewrite_jsonl, tensorboard
 
+_OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # torch.OutOfMemoryError from 2.5
 LOG_EVERY = 10  # steps between host syncs for the progress bar / train-loss log
 MAX_ROLLBACKS = 3  # non-finite losses survived by rolling back before the run gives up
 _NAN_AT: set[int] = set()  # fault injection for the tests: steps whose loss is made NaN (once each)
@@ -101,6 +102,12 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
             return _train(world, device, data, model_cfg, cfg, out_dir, resume=resume, overwrite=overwrite,
                           init_from=init_from, callback=callback if world.main else None,
                           progress=progress and world.main, log=log if world.main else (lambda *_: None))
+    except _OOM as exc:  # torch's message says what failed; this one, what to do next
+        first = (str(exc).strip().splitlines() or ["out of memory"])[0]
+        raise RuntimeError(
+            f"{device} ran out of memory ({first.rstrip('.')}). The checkpoints written so far are intact: continue "
+            f"with --resume and fewer sequences per pass, --micro-batch N (N divides batch_size x grad_accum = "
+            f"{cfg.batch_size * cfg.grad_accum}), or a smaller model") from exc
     finally:
         D.teardown(world)
 

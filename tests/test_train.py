@@ -116,6 +116,31 @@ def test_gradient_accumulation_matches_a_bigger_batch(prepared, tmp_path):
             assert torch.allclose(a[k], b[k], atol=1e-5), (other.run_dir.name, k)
 
 
+def test_running_out_of_memory_says_what_to_do_and_keeps_the_checkpoints(prepared, tmp_path, monkeypatch):
+    """A pass too big for the card (torch raises OutOfMemoryError mid-run) ends in one error line that
+    names --micro-batch and --resume; the checkpoints already written resume to the end."""
+    from helpers.model import GPT
+
+    m, c = get_preset("smoke", max_iters=6, eval_interval=2, sample_tokens=0)
+    forward, calls = GPT.forward, {"n": 0}
+
+    def forward_that_runs_out(self, *a, **k):
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 4:  # the 4th training pass, step 3: after the step-2 checkpoint
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return forward(self, *a, **k)
+
+    monkeypatch.setattr(GPT, "forward", forward_that_runs_out)
+    with pytest.raises(RuntimeError, match=r"ran out of memory \(CUDA out of memory\. Tried to allocate 2\.00 GiB\)"
+                       r".*--resume.*--micro-batch N \(N divides batch_size x grad_accum = 8\)"):
+        train(prepared, m, c, tmp_path / "run", **QUIET)
+    assert [p.name for p in C.step_files(tmp_path / "run")] == ["step-000000.safetensors", "step-000002.safetensors"]
+    monkeypatch.setattr(GPT, "forward", forward)
+    r = train(prepared, m, c, tmp_path / "run", resume=True, **QUIET)
+    assert r.step == 6
+
+
 def test_a_compiled_run_learns_what_the_eager_run_learns(prepared, tmp_path):
     """torch.compile (the cpu preset's, on bf16 CPUs) changes the speed, not the training: the same
     evaluation losses as the eager run, up to float rounding, with the average of the weights
