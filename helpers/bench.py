@@ -119,8 +119,9 @@ def throughput(steps: int | None = None, log=print) -> dict:
         _ratios(group, {"reference": group[2], "nanogpt": group[1]})
         rows += group
     for r in rows:
-        if r.get("vs"):
-            log(f"{r['config'][:40]:40s} {r['kind']:10s} " + ", ".join(f"{v:.2f}x the {k} loop" for k, v in r["vs"].items()))
+        vs = {k: v for k, v in r.get("vs", {}).items() if k != r["kind"]}  # not a baseline against itself
+        if vs:
+            log(f"{r['config'][:40]:40s} {r['kind']:10s} " + ", ".join(f"{v:.2f}x the {k} loop" for k, v in vs.items()))
     return {"peak_gflops": peaks, "rows": rows}
 
 

@@ -92,13 +92,18 @@ class TrainConfig:
     dtype: str = "auto"  # auto | float32 | bfloat16 | float16
     compile: bool = False  # torch.compile the model (block by block on a CPU); eager, with a note, where it cannot work
 
+    @property
+    def step_sequences(self) -> int:
+        """Sequences per optimizer step (per rank), however they are split into passes."""
+        return self.batch_size * self.grad_accum
+
     def __post_init__(self) -> None:
         for name in ("batch_size", "grad_accum", "eval_interval", "eval_iters"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train config: {name} must be at least 1")
-        if self.micro_batch < 0 or (self.micro_batch and (self.batch_size * self.grad_accum) % self.micro_batch):
+        if self.micro_batch < 0 or (self.micro_batch and self.step_sequences % self.micro_batch):
             raise ValueError(f"train config: micro_batch={self.micro_batch} must divide the step's "
-                             f"{self.batch_size * self.grad_accum} sequences (batch_size x grad_accum); 0 = auto")
+                             f"{self.step_sequences} sequences (batch_size x grad_accum); 0 = auto")
         if self.max_iters < 0 or self.warmup_iters < 0 or self.max_minutes < 0:
             raise ValueError("train config: max_iters, warmup_iters and max_minutes must not be negative")
         if not 0.0 <= self.cooldown <= 1.0:

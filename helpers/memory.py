@@ -52,10 +52,10 @@ def plan_micro_batch(model_cfg: ModelConfig, cfg: TrainConfig, n_params: int, de
 
     `cfg.micro_batch > 0` is taken as given. Otherwise, on a CUDA device, the largest divisor of the
     step's sequences (at least `cfg.batch_size`) whose estimated memory fits `free_bytes` (default:
-    what the card has free now); on other devices, `cfg.batch_size` as configured (a CPU gains little
-    from bigger passes, and the presets there were tuned as they are).
+    what the card has free now); on other devices, `cfg.batch_size` as configured (the CPU presets
+    take their step in one pass already, and were tuned as they are).
     """
-    step = cfg.batch_size * cfg.grad_accum
+    step = cfg.step_sequences
     if cfg.micro_batch:
         return MicroBatch(cfg.micro_batch, step // cfg.micro_batch, "as set by --micro-batch")
     configured = MicroBatch(cfg.batch_size, cfg.grad_accum, "as configured")
@@ -65,10 +65,10 @@ def plan_micro_batch(model_cfg: ModelConfig, cfg: TrainConfig, n_params: int, de
         free_bytes, _ = torch.cuda.mem_get_info(torch.device(device))
     room = free_bytes - MARGIN - state_bytes(n_params, cfg.ema_decay > 0)
     per_seq = activation_bytes_per_sequence(model_cfg)
-    fits = [d for d in range(cfg.batch_size, step + 1) if step % d == 0 and d * per_seq <= room]
-    if not fits or max(fits) == cfg.batch_size:
+    size = max((d for d in range(cfg.batch_size, step + 1) if step % d == 0 and d * per_seq <= room),
+               default=cfg.batch_size)
+    if size == cfg.batch_size:
         return configured
-    size = max(fits)
     return MicroBatch(size, step // size, f"the configured {cfg.grad_accum} x {cfg.batch_size} in fewer passes: "
                       f"{free_bytes / GB:.0f} GB free holds about {max(room, 0) // per_seq:.0f} sequences a pass "
                       "(--micro-batch sets it by hand)")

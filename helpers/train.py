@@ -107,7 +107,7 @@ def train(data: PreparedData | str | Path, model_cfg: ModelConfig, cfg: TrainCon
         raise RuntimeError(
             f"{device} ran out of memory ({first.rstrip('.')}). The checkpoints written so far are intact: continue "
             f"with --resume and fewer sequences per pass, --micro-batch N (N divides batch_size x grad_accum = "
-            f"{cfg.batch_size * cfg.grad_accum}), or a smaller model") from exc
+            f"{cfg.step_sequences}), or a smaller model") from exc
     finally:
         D.teardown(world)
 
@@ -190,14 +190,14 @@ def _train(world: D.World, device: str, data, model_cfg: ModelConfig, cfg: Train
         tb = tensorboard(out_dir / "tb")
     data_info = {"path": str(data.path), "fingerprint": data.meta["tokenizer"]["fingerprint"],
                  "bytes_per_token": data.bytes_per_token("val")}
-    tokens_per_step = cfg.batch_size * cfg.grad_accum * block * world.size
+    tokens_per_step = cfg.step_sequences * block * world.size
     n_params = model.num_params()
     # The step's sequences in as few forward/backward passes as fit: the same step, faster on a big card.
     micro = plan_micro_batch(model_cfg, cfg, n_params, device)
     if world.active:  # one split on every rank (the smallest card's), so their batch streams stay in step
         passes = int(D.agree(world, [float(micro.passes)], device)[0])
         if passes != micro.passes:
-            micro = MicroBatch(cfg.batch_size * cfg.grad_accum // passes, passes, "the split every rank's card holds")
+            micro = MicroBatch(cfg.step_sequences // passes, passes, "the split every rank's card holds")
     log(f"model: {n_params / 1e6:.2f}M parameters ({model.num_params(True) / 1e6:.2f}M non-embedding), "
         f"{model_cfg.n_layer} x {model_cfg.n_embd}, block {block}, vocab {model_cfg.vocab_size}; device {device}, "
         f"{str(dtype).replace('torch.', '')}; {tokens_per_step:,} tokens per step"
