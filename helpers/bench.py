@@ -27,7 +27,7 @@ import torch
 from . import paths
 from .config import PRESETS, UNTIL_BUDGET, ModelConfig, TrainConfig, get_preset
 from .device import cpu_has_native_bf16, cpu_name, detect_device, pick_dtype, resolve_preset
-from .memmap import load_data
+from .memmap import documents, load_data
 from .throughput import matmul_peak, measure_isolated
 
 BENCH_DOC = "plots-bench v1"
@@ -130,7 +130,7 @@ def quality(minutes: float = 10.0, corpus: Path = SHARED_CORPUS, work: Path | No
     """plots-bench v1: train `preset` on the shared corpus for `minutes` of training time
     (evaluations not counted, as the protocol says), then score the best checkpoint on every val token."""
     from . import checkpoint, sample
-    from .evaluate import full_loss
+    from .evaluate import NoveltyIndex, full_loss, judge_samples
     from .prepare import prepare
     from .train import train
 
@@ -173,6 +173,9 @@ def quality(minutes: float = 10.0, corpus: Path = SHARED_CORPUS, work: Path | No
         exact_at[ck.info["step"]] = full_loss(ck.model, data, stride=stride)["bpb"]
         path.unlink()  # a few MB each; only best.safetensors is kept
     samples = sample.generate(best, "Title:", 3, sample.SampleSettings(max_new_tokens=160, seed=1))
+    # The sample yardsticks at the default settings of plotgpt generate, on 20 samples of 200 tokens
+    judged = judge_samples(sample.generate(best, "Title:", 20, sample.SampleSettings(max_new_tokens=200, seed=7)),
+                           NoveltyIndex("\n".join(documents(data, "train"))))
     evals = [h for h in res.history if h.get("kind") == "eval"]
     out = {"bench": BENCH_DOC, "preset": preset, "minutes": minutes, "threads": torch.get_num_threads(),
            "model": {k: getattr(best.config, k) for k in ("n_layer", "n_embd", "n_head", "block_size", "vocab_size",
@@ -184,7 +187,7 @@ def quality(minutes: float = 10.0, corpus: Path = SHARED_CORPUS, work: Path | No
            "val_tokens": exact["tokens"], "score_s": round(time.time() - t0, 1),
            "curve": [{"minutes": h["elapsed_s"] / 60, "step": h["step"], "val_bpb": h["val_bpb"],
                       "val_bpb_exact": exact_at.get(h["step"]), "tokens": h["tokens"]} for h in evals],
-           "samples": samples}
+           "samples": samples, "judged": judged}
     below = [p["minutes"] for p in out["curve"] if p["val_bpb_exact"] is not None and p["val_bpb_exact"] < BEST_PEER_BPB]
     out["minutes_to_best_peer"] = round(below[0], 2) if below else None
     log(f"quality: val bits per byte {exact['bpb']:.4f} (sliding window, stride {best.config.block_size // 2}; "
@@ -227,7 +230,13 @@ def markdown(result: dict) -> str:
                   f"in {q['steps']:,} steps."
                   + (f" It was below the best nanoGPT peer's {BEST_PEER_BPB} (exact figure) after "
                      f"{q['minutes_to_best_peer']:.1f} minutes." if q.get("minutes_to_best_peer") else ""),
-                  "", "Samples (prompt `Title:`, temperature 0.8, top-k 50):", ""]
+                  ""]
+        j = q.get("judged")
+        if j:
+            lines += [f"Its {j['samples']} samples of 200 tokens at the default settings: "
+                      f"{j['made_up_word_rate']:.1%} made-up words, {j['copied_8gram_share']:.1%} of 8-grams copied "
+                      f"from the training text, {j['repetition_4gram']:.1%} of 4-grams repeated.", ""]
+        lines += ["Samples (prompt `Title:`, temperature 0.8, top-k 50):", ""]
         lines += ["```text\n" + s.strip()[:700] + "\n```" for s in q["samples"]]
     return "\n".join(lines) + "\n"
 

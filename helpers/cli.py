@@ -193,8 +193,6 @@ def cmd_generate(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    import numpy as np
-
     from . import checkpoint, evaluate as E, memmap, runfolder, sample
     from .device import autocast, detect_device, pick_dtype
 
@@ -206,19 +204,9 @@ def cmd_evaluate(args) -> int:
     ctx = autocast(device, pick_dtype(device))
     full = E.full_loss(ck.model, data, "val", device=device, ctx=ctx)
     texts = sample.generate(ck, args.prompt or [""], args.num_samples, _settings(args))
-    train_ids = np.asarray(data.tokens("train"))
-    eot = ck.tokenizer.eot_token
-    cuts = np.flatnonzero(train_ids == eot)
-    docs = [ck.tokenizer.decode(train_ids[a + 1:b].tolist()) for a, b in zip(cuts, [*cuts[1:], len(train_ids)])]
-    index = E.NoveltyIndex("\n".join(docs))
-    scores = [index.score(t) for t in texts]
-    rep = [E.repetition(t) for t in texts]
-    longest = max(scores, key=lambda s: s["longest_copied_words"])
     report = {"checkpoint": str(ck.path), "data": str(data.path), "val_loss": full["loss"], "val_bpb": full["bpb"],
-              "val_tokens": full["tokens"], "samples": len(texts), "repetition_4gram": float(np.mean(rep)),
-              "copied_8gram_share": float(np.mean([s["copied_8gram_share"] for s in scores])),
-              "longest_copied_words": longest["longest_copied_words"],
-              "longest_copied_text": longest["longest_copied_text"]}
+              "val_tokens": full["tokens"],
+              **E.judge_samples(texts, E.NoveltyIndex("\n".join(memmap.documents(data, "train"))))}
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -228,7 +216,23 @@ def cmd_evaluate(args) -> int:
           f"  repetition      {report['repetition_4gram']:.1%} of word 4-grams repeat within a sample "
           f"({len(texts)} samples)\n"
           f"  novelty         {report['copied_8gram_share']:.1%} of word 8-grams appear verbatim in the training text\n"
-          f"  longest copy    {report['longest_copied_words']} words: {report['longest_copied_text'][:200]!r}")
+          f"  longest copy    {report['longest_copied_words']} words: {report['longest_copied_text'][:200]!r}\n"
+          f"  made-up words   {report['made_up_word_rate']:.1%} of {report['lowercase_words']:,} lowercase words never "
+          "occur in the training text" + (f", e.g. {', '.join(report['made_up_examples'][:8])}"
+                                          if report["made_up_examples"] else ""))
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from . import corpusstats
+
+    against = Path(args.against) if args.against else None
+    paths_ = [Path(p) for p in args.inputs] + ([against] if against else [])
+    text, figures = corpusstats.describe(paths_, against=against, fmt=args.format, separator=args.separator)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        print(text)
     return 0
 
 
@@ -266,6 +270,7 @@ def cmd_bench(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .corpus import DEFAULT_SEPARATOR, FORMATS
+    from .sample import SampleSettings
 
     p = argparse.ArgumentParser(prog="plotgpt", description="Train a small GPT on one narrow domain (movie plots).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -320,10 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--checkpoint", help="checkpoint file or run folder (default: the newest run's best)")
         sp.add_argument("--prompt", action="append", help="how the text begins (repeat for several prompts)")
         sp.add_argument("--num-samples", type=int, default=num_samples, help="samples per prompt (default %(default)s)")
-        sp.add_argument("--max-new-tokens", type=int, default=200, help="default %(default)s")
-        sp.add_argument("--temperature", type=float, default=0.8, help="default %(default)s")
-        sp.add_argument("--top-k", type=int, default=50, help="0 disables (default %(default)s)")
-        sp.add_argument("--top-p", type=float, help="nucleus sampling, e.g. 0.9")
+        d = SampleSettings()  # the defaults live there, shared with the notebooks and the panel
+        sp.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="default %(default)s")
+        sp.add_argument("--temperature", type=float, default=d.temperature, help="default %(default)s")
+        sp.add_argument("--top-k", type=int, default=d.top_k or 0, help="0 disables (default %(default)s)")
+        sp.add_argument("--top-p", type=float, default=d.top_p, help="nucleus sampling, e.g. 0.9 (default %(default)s)")
         sp.add_argument("--repetition-penalty", type=float, default=1.0, help="e.g. 1.2 (default off)")
         sp.add_argument("--greedy", action="store_true", help="always take the most likely token")
         sp.add_argument("--seed", type=int, help="for reproducible samples")
@@ -348,6 +354,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--name", help="result file name (default: cpu or gpu)")
     sp.add_argument("--out", default=str(paths.PROJECT / "bench" / "results"), help="default bench/results")
     sp.set_defaults(func=cmd_bench)
+
+    sp = sub.add_parser("stats", help="corpus statistics: lengths, titles, openings, shared 8-grams, vocabulary")
+    sp.add_argument("inputs", nargs="+", help="one or more corpora (any format prepare reads)")
+    sp.add_argument("--against", metavar="CORPUS",
+                    help="also a column for this corpus, and the share of each corpus's 8-grams found in it")
+    sp.add_argument("--format", choices=FORMATS, help="default: guessed from the name")
+    sp.add_argument("--separator", default=DEFAULT_SEPARATOR, help="document separator line (default %(default)s)")
+    sp.add_argument("--json", action="store_true", help="print the figures as JSON")
+    sp.set_defaults(func=cmd_stats)
 
     sp = sub.add_parser("download", help="fetch a public corpus (cmu-plots)")
     sp.add_argument("dataset", choices=["cmu-plots"])

@@ -7,11 +7,15 @@ vocabulary compare fairly.
 Repetition: the share of a sample's word 4-grams that occur more than once in it (a looping
 "the vampire ... the vampire" sample scores high). Novelty: the share of its word 8-grams found
 verbatim in the training text, and the longest copied span - we want imaginary plots, not
-recalled ones.
+recalled ones. Made-up words: the share of a sample's lowercase words that never occur in the
+training text ("strancase", "didentery"): the sub-word noise of an undertrained or overfitted
+model. It misses a real word used wrongly, and it ignores capitalised words, since invented
+names are what a plot model should write.
 """
 from __future__ import annotations
 
 import math
+import re
 from contextlib import nullcontext
 
 import numpy as np
@@ -100,11 +104,38 @@ def repetition(text: str, n: int = 4) -> float:
     return 0.0 if not grams else 1.0 - len(set(grams)) / len(grams)
 
 
+# Words are runs of letters with apostrophes inside them ("don't"); curly apostrophes count as
+# straight ones and a possessive 's is dropped ("detective's" is "detective"). Only lowercase
+# words of two letters or more are judged: a capitalised word may be a name, and new names are
+# what a plot model should invent.
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
+
+
+def lowercase_words(text: str) -> list[str]:
+    """The words the made-up-word rate looks at, in order (see the module docstring)."""
+    words = (w.removesuffix("'s") for w in _WORD.findall(text.replace("\u2019", "'")))
+    return [w for w in words if len(w) >= 2 and w.islower()]
+
+
+def made_up_words(texts: list[str], known: set[str]) -> dict:
+    """Share of the samples' lowercase words that are not in `known` (a training vocabulary).
+
+    Returns {'made_up_rate', 'words', 'made_up', 'examples'}: examples are the distinct made-up
+    words in order of first appearance.
+    """
+    words = [w for t in texts for w in lowercase_words(t)]
+    bad = [w for w in words if w not in known]
+    return {"made_up_rate": len(bad) / len(words) if words else 0.0, "words": len(words), "made_up": len(bad),
+            "examples": list(dict.fromkeys(bad))}
+
+
 class NoveltyIndex:
-    """Word 8-grams of the training text, hashed into a sorted array for fast membership tests."""
+    """The training text's word 8-grams (hashed into a sorted array for fast membership tests) and
+    its lowercase vocabulary (for the made-up-word rate)."""
 
     def __init__(self, train_text: str, n: int = 8):
         self.n = n
+        self.vocabulary = set(lowercase_words(train_text))
         self.words = train_text.split()
         self.joined = " " + " ".join(self.words) + " "
         self.hashes = np.unique(self._hashes(self.words))
@@ -131,3 +162,18 @@ class NoveltyIndex:
             if j - i > best:
                 best, best_span = j - i, " ".join(words[i:j])
         return {"copied_8gram_share": share, "longest_copied_words": best, "longest_copied_text": best_span}
+
+
+def judge_samples(texts: list[str], index: NoveltyIndex) -> dict:
+    """Every sample yardstick over `texts`: mean repetition and copied share, the longest copy, and
+    the made-up-word rate of all their words together (with the made-up words as examples)."""
+    scores = [index.score(t) for t in texts]
+    longest = max(scores, key=lambda s: s["longest_copied_words"], default={"longest_copied_words": 0,
+                                                                              "longest_copied_text": ""})
+    made_up = made_up_words(texts, index.vocabulary)
+    return {"samples": len(texts), "repetition_4gram": float(np.mean([repetition(t) for t in texts] or [0.0])),
+            "copied_8gram_share": float(np.mean([s["copied_8gram_share"] for s in scores] or [0.0])),
+            "longest_copied_words": longest["longest_copied_words"],
+            "longest_copied_text": longest["longest_copied_text"],
+            "made_up_word_rate": made_up["made_up_rate"], "lowercase_words": made_up["words"],
+            "made_up_examples": made_up["examples"][:20]}

@@ -120,6 +120,13 @@ def get_batch(data: np.ndarray, batch_size: int, block_size: int, generator: tor
     return xy[:, :-1], xy[:, 1:]
 
 
+def documents(data: PreparedData, split: str = "train") -> list[str]:
+    """The documents of a prepared split, decoded back from its tokens (each opens with <|endoftext|>)."""
+    ids = np.asarray(data.tokens(split))
+    starts = np.flatnonzero(ids == data.tokenizer.eot_token)
+    return [data.tokenizer.decode(ids[a + 1:b].tolist()) for a, b in zip(starts, [*starts[1:], len(ids)])]
+
+
 def token_stats(data: PreparedData, split: str = "train", top: int = 10) -> dict:
     """Corpus statistics as the reference notebook printed them."""
     counts = np.zeros(data.vocab_size, dtype=np.int64)

@@ -34,9 +34,11 @@ class SamplingPanel:
         label = {"description_width": "110px"}  # room for the labels, so they are not cut off
         self.checkpoint = W.Dropdown(options=options, description="checkpoint", layout=wide)
         self.prompt = W.Textarea(value=prompt, description="prompt", layout=W.Layout(width="100%", height="60px"))
-        self.temperature = W.FloatSlider(value=0.8, min=0.1, max=2.0, step=0.05, description="temperature", style=label)
-        self.top_k = W.IntSlider(value=50, min=0, max=500, step=5, description="top-k (0 off)", style=label)
-        self.top_p = W.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top-p", style=label)
+        d = sample.SampleSettings()  # the same defaults as plotgpt generate
+        self.temperature = W.FloatSlider(value=d.temperature, min=0.1, max=2.0, step=0.05, description="temperature",
+                                         style=label)
+        self.top_k = W.IntSlider(value=d.top_k or 0, min=0, max=500, step=5, description="top-k (0 off)", style=label)
+        self.top_p = W.FloatSlider(value=d.top_p or 1.0, min=0.05, max=1.0, step=0.05, description="top-p", style=label)
         self.max_new_tokens = W.IntSlider(value=150, min=10, max=600, step=10, description="new tokens", style=label)
         self.do_sample = W.Checkbox(value=True, description="sample (off = greedy)", style=label)
         self.seed = W.IntText(value=0, description="seed (-1 random)", style=label)

@@ -57,3 +57,25 @@ def test_full_loss_agrees_with_the_mean_of_window_losses(tiny_run, prepared):
     assert full["tokens"] == data.meta["splits"]["val"]["tokens"] - 1
     assert abs(full["bpb"] - E.bits_per_byte(full["loss"], data.meta["splits"]["val"]["bytes"] / full["tokens"])) < 1e-9
     assert 0.5 < full["bpb"] < 4
+
+
+def test_made_up_words_are_lowercase_words_the_training_text_never_has():
+    known = set(E.lowercase_words("The detective's dog doesn't bark. Ferreyra rents a flat in town."))
+    assert known == {"detective", "dog", "doesn't", "bark", "rents", "flat", "in", "town"}  # no names, no "a"
+    sample = "Lucía's dog rents a strancase flat in didentery town, and the detective's dog’s doesn't bark"
+    r = E.made_up_words([sample], known)
+    # judged: dog rents strancase flat in didentery town and the detective dog doesn't bark (13 words)
+    assert r["words"] == 13 and r["examples"] == ["strancase", "didentery", "and", "the"]
+    assert r["made_up"] == 4 and abs(r["made_up_rate"] - 4 / 13) < 1e-12
+    assert E.made_up_words(["Names Only Here"], known) == {"made_up_rate": 0.0, "words": 0, "made_up": 0,
+                                                         "examples": []}
+
+
+def test_judge_samples_reports_every_yardstick_over_the_samples():
+    idx = E.NoveltyIndex("the old sailor walks to the harbour every morning and sings to the gulls")
+    j = E.judge_samples(["then the old sailor walks to the harbour every morning and dances",
+                         "the gulls gulls gulls gulls gulls sing"], idx)
+    assert j["samples"] == 2 and j["longest_copied_words"] == 10
+    assert j["made_up_examples"] == ["then", "dances", "sing"]
+    assert abs(j["made_up_word_rate"] - 3 / 19) < 1e-12
+    assert j["repetition_4gram"] == (0.0 + 1 / 4) / 2  # the second: 4 four-grams, one repeats
