@@ -16,10 +16,14 @@ SMOKE = os.environ.get("PLOTGPT_SMOKE", "") not in ("", "0")
 CHAPTER_RUN = "book"  # checkpoints/book/: the model notebook 04 trains and 05/06 use
 
 
-def sample_data(vocab_size: int = 4096, source: Path = paths.SAMPLE_CORPUS, name: str = "sample", **kwargs):
-    """Prepare `source` into data/prepared/<name> unless it is there already, and load it."""
+def sample_data(vocab_size: int | None = None, source: Path = paths.SAMPLE_CORPUS, name: str = "sample", **kwargs):
+    """Prepare `source` into data/prepared/<name> unless it is there already, and load it
+    (with the vocabulary `plotgpt prepare` defaults to, unless `vocab_size` says otherwise)."""
+    from .config import DEFAULT_VOCAB_SIZE
     from .memmap import load_data
     from .prepare import prepare, source_sha256
+
+    vocab_size = vocab_size or DEFAULT_VOCAB_SIZE
 
     out = paths.data_root() / name
     meta = out / "meta.json"

@@ -70,12 +70,9 @@ def cmd_prepare(args) -> int:
         encoding = _tokenizer_from(Path(args.tokenizer_from))
     vocab_size = args.vocab_size
     if vocab_size is None:
-        from .device import detect_device, resolve_preset
-
-        preset = resolve_preset("cpu", detect_device())
-        vocab_size = C.PRESETS[preset].vocab_size
+        vocab_size = C.DEFAULT_VOCAB_SIZE
         if args.tokenizer == "bpe" and encoding is None and not args.quiet:
-            _log(f"vocabulary {vocab_size:,}: what the {preset} preset (this machine's cpu preset) was tuned with; "
+            _log(f"vocabulary {vocab_size:,} (the default: the fewest made-up words on the sample corpus); "
                  "--vocab-size changes it")
     out = prepare.prepare(args.input, args.out, fmt=args.format, separator=args.separator, column=args.column,
                           field=args.field, title=args.title, tokenizer=args.tokenizer, vocab_size=vocab_size,
@@ -287,9 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tokenizer", choices=("bpe", "gpt2"), default="bpe",
                     help="bpe: train a domain BPE here (offline); gpt2: tiktoken's GPT-2 BPE (default %(default)s)")
     sp.add_argument("--vocab-size", type=int,
-                    help="domain BPE vocabulary (default: what this machine's cpu preset was tuned with, "
-                         f"{C.PRESETS['cpu'].vocab_size} with bf16 hardware or a GPU, "
-                         f"{C.PRESETS['cpu-fp32'].vocab_size} on a CPU that trains in float32)")
+                    help=f"domain BPE vocabulary (default {C.DEFAULT_VOCAB_SIZE}, on every machine)")
     sp.add_argument("--tokenizer-from", metavar="PATH",
                     help="reuse a tokenizer: a tokenizer.json, a prepared folder or a checkpoint (for fine-tuning)")
     sp.add_argument("--val-fraction", type=float, default=0.1, help="last share of documents for val (default 0.1)")

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from . import corpus, paths
 from . import tokenizer as tok
 from .atomic import atomic_path, atomic_write_text, disk_errors
+from .config import DEFAULT_VOCAB_SIZE
 from .memmap import META_VERSION, TokenWriter, load_data
 
 
@@ -59,7 +60,7 @@ def check_writable(folder: Path) -> None:
 
 def prepare(source: str | Path, out: str | Path | None = None, *, fmt: str | None = None,
             separator: str = corpus.DEFAULT_SEPARATOR, column: str = "Plot", field: str = "text",
-            title: str | None = None, tokenizer: str = "bpe", vocab_size: int = 4096,
+            title: str | None = None, tokenizer: str = "bpe", vocab_size: int = DEFAULT_VOCAB_SIZE,
             val_fraction: float = 0.1, encoding=None, progress: bool = True, log=print) -> Path:
     """Read a corpus, build the tokenizer on its train split and write the memmaps.
 

@@ -14,6 +14,7 @@ from typing import Iterable, Iterator
 
 import tiktoken
 
+from .config import DEFAULT_VOCAB_SIZE
 from .corpus import cut_at_whitespace
 
 EOT = "<|endoftext|>"
@@ -44,7 +45,7 @@ TRAIN_MAX_CHARS = 100_000_000
 _TRAIN_PIECE = 1 << 16  # texts are fed to rustbpe in pieces of at most this many characters
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int = 4096, name: str | None = None,
+def train_bpe(texts: Iterable[str], vocab_size: int = DEFAULT_VOCAB_SIZE, name: str | None = None,
               max_chars: int = TRAIN_MAX_CHARS) -> tiktoken.Encoding:
     """Train a byte-level BPE on `texts` (their first `max_chars` characters) with rustbpe.
 

@@ -39,6 +39,7 @@ print_versions()
 print("smoke mode (CI): small sizes" if SMOKE else "full size")
 
 # %%
+import json
 import tempfile
 from collections import Counter
 from dataclasses import replace
@@ -49,10 +50,10 @@ import numpy as np
 import regex  # the `re` module lacks \p{L} (any letter), which GPT-2's pattern needs
 import torch
 
-from helpers import corpus, paths
+from helpers import corpus, corpusstats, paths
 from helpers import tokenizer as tok
 from helpers.book import sample_data
-from helpers.config import get_preset
+from helpers.config import DEFAULT_VOCAB_SIZE, get_preset
 from helpers.device import seed_everything
 from helpers.memmap import get_batch, token_stats
 from helpers.model import GPT
@@ -101,6 +102,41 @@ ax.set_ylabel("documents")
 ax.set_title(f"{source.name}: length of the {len(docs)} plots")
 ax.legend()
 plt.show()
+
+# %% [markdown]
+# ### Varied, or templated?
+#
+# A corpus written to order (by people or by a language model) has a failure a histogram cannot
+# show: sameness. If most plots open with the same words, or the same stock phrase turns up in
+# hundreds of them, a model learns the template, and its plots all sound alike.
+# `helpers.corpusstats` (`plotgpt stats FILE`) measures that. Each plot of this corpus was
+# written to a card drawn at random before writing (genre, period, place, tone, how it opens,
+# who it follows, how it ends, three objects to use: `data/sample/cards.py`), as the
+# TinyStories authors did for their synthetic stories. Two figures tell:
+#
+# - the **commonest openings**: the first three words of each plot, counted;
+# - **shared 8-grams**: the share of a plot's runs of 8 words that also occur in another plot.
+#   Eight words in a row are almost never shared by chance; real Wikipedia-style plots share
+#   about 1 % (stock phrases such as "at the end of the film"), templated text far more.
+
+# %%
+figures = corpusstats.stats(docs)
+print(f"{figures['distinct_titles']:,} distinct titles in {figures['documents']:,} plots")
+print("commonest openings: " + ", ".join(f'"{o}" {share:.1%}' for o, share in figures["openings"][:3]))
+print(f"8-grams shared between plots: {figures['shared_ngram_share']:.2%}")
+print(f"distinct words per 100,000 words: {figures['distinct_words_per_100k']:,.0f}")
+
+# %% [markdown]
+# Let us check the measure on a corpus we know is templated: the same plots, each opening with
+# one stock sentence.
+
+# %%
+stock = "Plot: In a small town where nothing ever happens, everything changes one day when"
+templated = [d.replace("Plot:", stock, 1) for d in docs[:200]]
+t = corpusstats.stats(templated)
+print(f"templated copy: commonest opening \"{t['openings'][0][0]}\" {t['openings'][0][1]:.0%}, "
+      f"8-grams shared {t['shared_ngram_share']:.1%}")
+assert t["shared_ngram_share"] > 5 * figures["shared_ngram_share"] and t["openings"][0][1] == 1.0
 
 # %% [markdown]
 # ### Characters are not bytes
@@ -335,11 +371,11 @@ print("and decoding gives the text back exactly")
 
 # %%
 print("20 merges:  ", show_tokens(lib, sentence))
-enc_4096 = tok.train_bpe(train_docs, vocab_size=4096)
-print("4,095 ids:  ", show_tokens(enc_4096, sentence))
+enc_full = tok.train_bpe(train_docs, vocab_size=DEFAULT_VOCAB_SIZE)  # the size the book and the CLI use
+print(f"{enc_full.n_vocab - 1:,} ids:", show_tokens(enc_full, sentence))
 
 # %% [markdown]
-# With 20 merges, BPE has only learned the commonest fragments; with 4,095 ids most common words
+# With 20 merges, BPE has only learned the commonest fragments; with the full 8,191 most common words
 # are a single token, and a rare name such as *Dybbøl* is still spelled, from pieces. Nothing can
 # be out of vocabulary: in the worst case a string falls back to its bytes. Here `ø` was never
 # merged (it is rare in the training plots), so it is written as its two UTF-8 bytes, the two
@@ -368,7 +404,7 @@ print("4,095 ids:  ", show_tokens(enc_4096, sentence))
 # 6 layers), which does not depend on $V$.
 
 # %%
-VOCABS = [300, 512, 1024] if SMOKE else [512, 1024, 2048, 4096, 8192]
+VOCABS = [300, 512, 1024] if SMOKE else [512, 1024, 2048, 4096, 8192, 16384]
 model_cfg, _ = get_preset("cpu")
 body = GPT(replace(model_cfg, vocab_size=512)).num_params(non_embedding=True)
 print(f"cpu preset: width {model_cfg.n_embd}, {model_cfg.n_layer} layers: {body:,} parameters besides the embeddings")
@@ -422,7 +458,7 @@ ax2.set_xlabel("vocabulary size V")
 ax2.set_ylabel("parameters (millions)")
 ax2.set_title("What it costs: embedding parameters")
 ax2.legend(fontsize=8, loc="center left")
-fig.suptitle("Domain BPE trained on the 198 training plots")
+fig.suptitle(f"Domain BPE trained on the {n_train:,} training plots")
 fig.tight_layout()
 plt.show()
 
@@ -441,17 +477,32 @@ plt.show()
 #   data. They cost parameters and softmax outputs and learn almost nothing. At 8,192, four
 #   learned tokens out of five are rare.
 #
-# By these measures our 200 KB sample corpus supports about 2,048 tokens. The library's default,
-# 4,096, is meant for the corpora you would train on for real (the reference's Wikipedia plots,
-# the 42,306 CMU summaries: hundreds of times larger), where tokens recur often enough; there
-# 8,192 or 16,384 can pay off too. The book keeps 4,096 on every machine. `plotgpt prepare` defaults
-# to 2,048: the `cpu-fp32` preset measured best with it on the 1.1 MB plots-bench corpus, and the
-# `cpu` preset was tuned with it. On
-# the sample it gives about 3.5 bytes per token on new text (a word is about 1.7 tokens) for a
-# quarter of the CPU model's parameters. Preparing the sample with `vocab_size=2048` and
-# comparing the models of Chapter 4 is a good experiment. (Compare them in **bits per byte**,
-# as Chapter 4 does, not in loss per token: a model with a bigger vocabulary has a higher loss
-# per token simply because each token carries more text.)
+# By these measures alone a corpus this size would stop at 4,096 or 8,192 tokens. But there is a
+# second way to pick a size: train a model at each and *read* what it writes. A small model writes
+# a word it has as one token easily; a word it must spell from three pieces it sometimes
+# misspells, gluing pieces into words no plot ever contained ("glassblow", "popious"). Chapter 5
+# measures that as the **made-up-word rate**: the share of the lowercase words of its samples
+# that never occur in the training text. `bench/results/vocabulary.json` holds the measurement:
+# the CPU model of Chapter 4 trained for 4 minutes at each vocabulary, 20 plots sampled from each.
+
+# %%
+vocab_runs = json.loads((paths.PROJECT / "bench" / "results" / "vocabulary.json").read_text())
+print(vocab_runs["what"], "\non", vocab_runs["machine"], "\n")
+print(f"{'corpus':26} {'vocab':>6} {'steps':>6} {'val bits/byte':>14} {'made-up words':>14}  e.g.")
+for r in vocab_runs["rows"]:
+    print(f"{r['corpus']:26} {r['vocab_size']:6,} {r['steps']:6,} {r['val_bpb']:14.3f} {r['made_up_word_rate']:14.1%}  "
+          + ", ".join(r["made_up_examples"][:3]))
+
+# %% [markdown]
+# The two yardsticks disagree. In bits per byte the vocabularies are within a few hundredths
+# (the smaller ones slightly ahead: their models take more steps in the same minutes). In made-up
+# words each doubling halves the rate or better, and at 16,384 fewer than one word in a hundred is
+# invented, about the level of the reference project's samples after 15 GPU-hours. So the book,
+# `make run` and `plotgpt prepare` all use `DEFAULT_VOCAB_SIZE` = 16,384
+# (`helpers.config`), on every machine, and the embedding table is then about half of the CPU
+# model. Chapter 5 teaches the measure, and what it misses. (Compare models in **bits per
+# byte**, as Chapter 4 does, not in loss per token: a model with a bigger vocabulary has a higher
+# loss per token simply because each token carries more text.)
 #
 # ## 5. Writing the tokens to disk
 #
@@ -477,7 +528,7 @@ plt.show()
 # result.
 
 # %%
-data = sample_data(vocab_size=4096)
+data = sample_data()  # the default vocabulary, DEFAULT_VOCAB_SIZE
 train_ids, val_ids = data.tokens("train"), data.tokens("val")
 print(f"{data.path.relative_to(paths.root())}: {sorted(p.name for p in data.path.iterdir())}")
 print(f"tokenizer {data.tokenizer.name}: {data.vocab_size:,} ids, <|endoftext|> = {data.tokenizer.eot_token}")
@@ -652,8 +703,8 @@ print(f"the parents of all {N_MERGES} merged tokens match the merge table traine
 # from section 2 with each token split with probability 0.3, using the 4,095-token BPE from section 3:
 
 # %%
-parents = merge_parents(enc_4096)
-ids = np.array(enc_4096.encode_ordinary(sentence))
+parents = merge_parents(enc_full)
+ids = np.array(enc_full.encode_ordinary(sentence))
 n = ids.size
 room = np.zeros((1, 2 * n), dtype=np.int64)
 room[0, :n] = ids  # TokenSplitter keeps a window's length: leave room for every token to split
@@ -662,9 +713,9 @@ n_split = int(((u[0, :n] < 0.3) & (parents[ids, 0] >= 0)).sum())
 cut = TokenSplitter(parents, p=0.3)(room, u)[0, : n + n_split]
 
 
-print("as BPE cuts it:", show_ids(enc_4096, ids))
-print("split, p = 0.3:", show_ids(enc_4096, cut))
-assert enc_4096.decode_bytes(cut.tolist()) == sentence.encode("utf-8")
+print("as BPE cuts it:", show_ids(enc_full, ids))
+print("split, p = 0.3:", show_ids(enc_full, cut))
+assert enc_full.decode_bytes(cut.tolist()) == sentence.encode("utf-8")
 
 # %% [markdown]
 # On plots-bench (the Performance page, round 7) splitting one token in ten made the model
@@ -679,7 +730,8 @@ assert enc_4096.decode_bytes(cut.tolist()) == sentence.encode("utf-8")
 # - A byte-level BPE trainer and encoder in pure Python whose 20 merges and whose encoding of an
 #   unseen plot match `helpers.tokenizer.train_bpe`, the `rustbpe`-backed version the book uses.
 # - A measurement of the vocabulary-size trade-off on this corpus: bytes per token level off on
-#   unseen text while the embedding table keeps growing; 4,096 is the default.
+#   unseen text while the embedding table keeps growing, and the model's made-up words fall with
+#   every doubling; 16,384 is the default.
 # - The token ids in `uint16` memmaps, written by hand and checked byte for byte against
 #   `helpers.prepare.prepare`, each plot opened by `<|endoftext|>`.
 # - Random `(x, y)` windows, `y` shifted by one, as `helpers.memmap.get_batch` serves them.

@@ -43,7 +43,7 @@ print("smoke mode (CI): small sizes" if SMOKE else "full size")
 # %% [markdown]
 # ## Set-up: the domain vocabulary and a small model shape
 #
-# We use the movie-plot corpus and the 4,096-token byte-level BPE from Chapter 1
+# We use the movie-plot corpus and the 8,192-token byte-level BPE from Chapter 1
 # (`helpers.book.sample_data()` prepares it the first time and loads it after that). The model for the
 # hand-built checks is deliberately tiny (2 layers, 4 heads, 64 dimensions). The code does not depend
 # on the size, and a tiny model keeps every check fast. All of this chapter runs on the CPU.
@@ -59,7 +59,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from helpers.book import sample_data
-from helpers.config import PRESETS, ModelConfig, get_preset
+from helpers.config import DEFAULT_VOCAB_SIZE, PRESETS, ModelConfig, get_preset
 from helpers.device import seed_everything
 from helpers.memmap import get_batch
 from helpers.model import GPT, MLP, Block
@@ -591,7 +591,7 @@ print("helpers.model.GPT(logit_softcap=15) gives 15 tanh(logits / 15) of the sam
 # no biases, so a block has $12C^2 + 2C$ parameters and the final LayerNorm $C$.)
 #
 # We count the three presets of `helpers.config.PRESETS` (the shapes that `plotgpt train --preset`
-# uses) with two vocabularies: our 4,096-token domain BPE, and GPT-2's 50,257 tokens padded to
+# uses) with two vocabularies: our 8,192-token domain BPE, and GPT-2's 50,257 tokens padded to
 # 50,304 (a multiple of 64, for faster matrix multiplies), which the reference project used. A
 # 124M-parameter model costs half a gigabyte of float32 just to exist, so we build it on PyTorch's
 # **meta device**. There the tensors have shapes but no storage, and `num_params()` can count them for
@@ -606,7 +606,7 @@ def count(name: str, vocab: int) -> dict:
     return dict(preset=name, cfg=m, vocab=vocab, total=total, non_emb=non_emb, emb=total - non_emb)
 
 
-rows = [count(name, vocab) for name in PRESETS for vocab in (4096, 50304)]
+rows = [count(name, vocab) for name in PRESETS for vocab in (DEFAULT_VOCAB_SIZE, 50304)]
 
 
 def formula(m: ModelConfig) -> int:
@@ -672,7 +672,7 @@ plt.show()
 # An untrained model should know nothing. Then its best guess is the uniform distribution over the
 # $V$ tokens, $p = 1/V$, and the cross-entropy is
 #
-# $$\mathcal{L}_0 = -\ln \tfrac{1}{V} = \ln V = \ln 4096 \approx 8.32 \text{ nats}.$$
+# $$\mathcal{L}_0 = -\ln \tfrac{1}{V} = \ln V = \ln 8192 \approx 9.01 \text{ nats}.$$
 #
 # GPT-2's initialisation gets close to this. All weights have standard deviation 0.02, so the logits
 # start small and nearly equal (for logits that are independent $\mathcal{N}(0, s^2)$ the expected

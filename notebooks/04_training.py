@@ -71,7 +71,7 @@ print(f"{data.meta['splits']['train']['tokens']:,} training tokens, vocabulary {
 #
 # How strong? GPT-2 used $\lambda = 0.1$. A small model that makes many passes over a small
 # corpus starts to memorise it, and there a much stronger pull pays: the `cpu-fp32` preset uses
-# 1.0, which took it from 1.978 to 1.958 bits per byte on plots-bench, and the `cpu` preset 2.0
+# 1.0, which took it from 1.978 to 1.958 bits per byte on plots-bench, and the `cpu` preset 4.0
 # (the Performance page).
 
 # %%

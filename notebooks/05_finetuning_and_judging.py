@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from helpers import checkpoint, evaluate, paths
+from helpers import checkpoint, evaluate, memmap, paths
 from helpers.book import chapter_checkpoint, sample_data
 from helpers.config import TrainConfig
 from helpers.corpus import read_documents, split_counts
@@ -170,7 +170,7 @@ print("\nbase tokens of a ghost-story phrase:", pieces)
 #
 # The training loss is the mean negative log-likelihood per *token*, in nats. Two corpora that
 # tokenize at different rates cannot be compared that way — nor can two models with different
-# tokenizers (the reference's 50,257-token GPT-2 BPE against our 4,096). Dividing the total by
+# tokenizers (the reference's 50,257-token GPT-2 BPE against our 8,192). Dividing the total by
 # the number of *bytes* of the text instead, and converting nats to bits, gives a number that
 # only depends on the text:
 #
@@ -450,10 +450,13 @@ print(f"lowest bits per byte at T = {temps[int(np.argmin(bpb_at_t))]:.1f}")
 # by chance, so a hit means the model copied. We report the share of copied 8-grams, and the
 # longest run of the sample found verbatim in the training text.
 #
-# **Made-up words.** The opposite failure: at high temperature the model strings together
-# word pieces that make no word ("Amerrikes"). The share of a sample's words that never occur
-# anywhere in the training text measures that rambling. (This one is ours; `helpers` has the
-# first two.)
+# **Made-up words.** The opposite failure: an undertrained or overfitted model, or one sampled
+# too hot, strings together word pieces that make no word ("strancase", "didentery"). The
+# *made-up-word rate* is the share of a sample's lowercase words (letters and apostrophes, two
+# letters or more; a possessive 's dropped) that never occur anywhere in the training text.
+# Capitalised words are left out on purpose: a plot model should invent names. What it
+# catches is sub-word noise; what it misses is a real word in the wrong place ("she drinks the
+# staircase" scores 0 %), so it is a floor on nonsense, not a measure of sense.
 
 # %%
 import re
@@ -489,9 +492,16 @@ class MyNovelty:
         return best
 
 
+def my_words(text):
+    """Lowercase words of two letters or more, apostrophes inside them, a possessive 's dropped."""
+    words = re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)*", text.replace("\u2019", "'"))
+    words = [w[:-2] if w.endswith("'s") else w for w in words]
+    return [w for w in words if len(w) >= 2 and w.islower()]
+
+
 def made_up_share(text, known_words):
-    """Share of the words of `text` (lower-cased, without punctuation) never seen in training."""
-    words = re.findall(r"\w+", text.lower())
+    """Share of the lowercase words of `text` never seen in training."""
+    words = my_words(text)
     return 0.0 if not words else sum(w not in known_words for w in words) / len(words)
 
 
@@ -510,7 +520,7 @@ def train_documents(data):
 
 seen_docs = {name: train_documents(d) for name, d in corpora.items()}
 train_text = "\n".join(doc for docs in seen_docs.values() for doc in docs)
-known_words = set(re.findall(r"\w+", train_text.lower()))
+known_words = set(my_words(train_text))
 print(", ".join(f"{len(docs)} {name}" for name, docs in seen_docs.items()),
       f"= {len(train_text.split()):,} words, {len(known_words):,} distinct")
 
@@ -522,19 +532,26 @@ tests = {
     "loop": "the vampire attacks the village and the vampire attacks the village and the vampire attacks",
     "fresh": "A retired clockmaker in Lisbon teaches his parrot to recite the shipping forecast.",
     "recalled": f"It was a dark night. {recalled} Nobody knew why.",
+    "rambling": "Oregian Counter sails the strancase to a fisher of winds, bribed by didentery.",
+    "wrong": "The widow drinks the staircase and marries a lighthouse.",
 }
+assert known_words == index.vocabulary and seen_docs["general plots"] == memmap.documents(plots)
 for name, text in tests.items():
     score = index.score(text)
     assert my_repetition(text) == evaluate.repetition(text)
     assert abs(my_index.copied_share(text) - score["copied_8gram_share"]) < 1e-12
     assert my_index.longest_copy(text) == score["longest_copied_text"]
+    assert my_words(text) == evaluate.lowercase_words(text)
+    assert made_up_share(text, known_words) == evaluate.made_up_words([text], index.vocabulary)["made_up_rate"]
     copies = score["copied_8gram_share"] > 0
-    print(f"{name:9} repetition {my_repetition(text):.2f}   copies the training text: {copies}")
+    print(f"{name:9} repetition {my_repetition(text):.2f}   copies the training text: {str(copies):5}   "
+          f"made-up words {made_up_share(text, known_words):.0%}")
 assert len(index.score(tests["recalled"])["longest_copied_text"].split()) >= 30
-print("matches helpers.evaluate.repetition and helpers.evaluate.NoveltyIndex")
+print("matches helpers.evaluate: repetition, NoveltyIndex and made_up_words")
 
 # %% [markdown]
-# The looping sentence scores high on repetition; the lifted passage is caught word for word.
+# The looping sentence scores high on repetition; the lifted passage is caught word for word;
+# the rambling one makes up words, and the wrong one, nonsense made of real words, passes.
 # `helpers.evaluate.NoveltyIndex` is the version to use on real corpora: it hashes the 8-grams
 # into a sorted numpy array (compact even for millions of them) and finds the longest copy with
 # two pointers instead of our nested loop.

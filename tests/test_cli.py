@@ -204,25 +204,20 @@ def test_without_a_cpp_compiler_compile_is_skipped_with_a_note_and_training_goes
     assert (out / "best.safetensors").exists()
 
 
-def test_prepare_defaults_to_the_vocabulary_of_this_machines_cpu_preset(tmp_path, capsys, monkeypatch):
-    """cpu-fp32's vocabulary where `--preset cpu` means cpu-fp32 (no bf16 hardware), cpu's where it means cpu."""
-    from dataclasses import replace
-
+def test_prepare_defaults_to_one_vocabulary_on_every_machine(tmp_path, capsys, monkeypatch):
+    """Whether `--preset cpu` means cpu or cpu-fp32 here: the book, `make run` and the CLI all prepare
+    the sample corpus the same way."""
     from helpers import device
-    from helpers.config import PRESETS
+    from helpers.book import sample_data
+    from helpers.config import DEFAULT_VOCAB_SIZE
 
-    # both presets were tuned at 2,048 tokens: give one another size, so the test tells which was read
-    monkeypatch.setitem(PRESETS, "cpu", replace(PRESETS["cpu"], vocab_size=1024))
-    for native_bf16, preset in [(False, "cpu-fp32"), (True, "cpu")]:
+    for native_bf16 in (False, True):
         monkeypatch.setattr(device, "cpu_has_native_bf16", lambda v=native_bf16: v)
-        if device.detect_device() != "cpu":
-            pytest.skip("a GPU is here: the default is the GPU's")
-        assert device.resolve_preset("cpu", "cpu") == preset
-        out = tmp_path / preset
+        out = tmp_path / f"bf16-{native_bf16}"
         assert cli.main(["prepare", str(SAMPLE), "--out", str(out)]) == 0
-        assert f"vocabulary {PRESETS[preset].vocab_size:,}: what the {preset} preset" in capsys.readouterr().out
-        assert json.loads((out / "meta.json").read_text())["vocab_size"] == PRESETS[preset].vocab_size
-    assert PRESETS["cpu-fp32"].vocab_size != PRESETS["cpu"].vocab_size  # otherwise this proves nothing
+        assert f"vocabulary {DEFAULT_VOCAB_SIZE:,} (the default" in capsys.readouterr().out
+        assert json.loads((out / "meta.json").read_text())["vocab_size"] == DEFAULT_VOCAB_SIZE
+    assert sample_data().vocab_size == DEFAULT_VOCAB_SIZE
 
 
 def test_a_time_budget_given_alone_is_not_cut_short_by_the_presets_step_count(tmp_path, prepared, cli_env):

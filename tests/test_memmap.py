@@ -14,10 +14,10 @@ def test_prepared_sample_matches_its_documents(prepared):
     data = load_data(prepared)
     meta = data.meta
     docs = list(read_documents(SAMPLE))
-    assert meta["splits"]["train"]["documents"] == 198 and meta["splits"]["val"]["documents"] == 22
+    assert meta["splits"]["train"]["documents"] == 1098 and meta["splits"]["val"]["documents"] == 122
     assert meta["vocab_size"] == 512 and meta["tokenizer"]["kind"] == "bpe"
     enc, eot = data.tokenizer, data.tokenizer.eot_token
-    for split, chosen in (("train", docs[:198]), ("val", docs[198:])):
+    for split, chosen in (("train", docs[:1098]), ("val", docs[1098:])):
         ids = np.asarray(data.tokens(split))
         assert ids.dtype == np.uint16 and len(ids) == meta["splits"][split]["tokens"]
         assert ids[0] == eot and (ids == eot).sum() == len(chosen)  # one <|endoftext|> opens each document
