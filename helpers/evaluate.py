@@ -111,14 +111,22 @@ def repetition(text: str, n: int = 4) -> float:
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 
 
+def _words(text: str):
+    return (w.removesuffix("'s") for w in _WORD.findall(text.replace("\u2019", "'")))
+
+
 def lowercase_words(text: str) -> list[str]:
     """The words the made-up-word rate looks at, in order (see the module docstring)."""
-    words = (w.removesuffix("'s") for w in _WORD.findall(text.replace("\u2019", "'")))
-    return [w for w in words if len(w) >= 2 and w.islower()]
+    return [w for w in _words(text) if len(w) >= 2 and w.islower()]
+
+
+def known_words(text: str) -> set[str]:
+    """Every word of a training text, lowercased: "View" at the start of a sentence makes "view" known."""
+    return {w.lower() for w in _words(text)}
 
 
 def made_up_words(texts: list[str], known: set[str]) -> dict:
-    """Share of the samples' lowercase words that are not in `known` (a training vocabulary).
+    """Share of the samples' lowercase words that are not in `known` (a training vocabulary, lowercased).
 
     Returns {'made_up_rate', 'words', 'made_up', 'examples'}: examples are the distinct made-up
     words in order of first appearance.
@@ -135,7 +143,7 @@ class NoveltyIndex:
 
     def __init__(self, train_text: str, n: int = 8):
         self.n = n
-        self.vocabulary = set(lowercase_words(train_text))
+        self.vocabulary = known_words(train_text)
         self.words = train_text.split()
         self.joined = " " + " ".join(self.words) + " "
         self.hashes = np.unique(self._hashes(self.words))

@@ -63,7 +63,7 @@ seed_everything(1337)
 # %% [markdown]
 # ## 1. The corpus
 #
-# The book's corpus is `data/sample/plots.txt`: 220 plots of films that do not exist, written
+# The book's corpus is `data/sample/plots.txt`: 1,220 plots of films that do not exist, written
 # for this project and free to use (CC0). Each document is a `Title:` line and a `Plot:` line,
 # the format of the reference project's data, and documents are separated by a line holding only
 # `===`. `helpers.corpus.read_documents` streams the documents one at a time (so a corpus larger
@@ -86,12 +86,12 @@ print()
 print(docs[0])
 
 # %% [markdown]
-# Every plot is a few hundred words, and the spread is narrow: the corpus was written to a
-# length. A real corpus (Wikipedia, the CMU summaries) has a long tail of one-line stubs and
-# multi-page epics, and this histogram is the first thing to look at on any new corpus. It also
-# tells us how much of a plot a model can see at once: a context of 128 tokens, the CPU preset's
-# `block_size`, covers under half a plot when a token is worth three or four characters
-# (section 4).
+# Every plot is between 127 and 208 words (median 171), and the spread is narrow: the corpus was
+# written to a length. A real corpus (Wikipedia, the CMU summaries) has a long tail of one-line
+# stubs and multi-page epics, and this histogram is the first thing to look at on any new corpus.
+# It also tells us how much of a plot a model can see at once: a context of 128 tokens, the CPU
+# preset's `block_size`, covers just over half a plot, since at the default vocabulary an unseen
+# plot is about 228 tokens (section 4).
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.2))
@@ -109,10 +109,10 @@ plt.show()
 # A corpus written to order (by people or by a language model) has a failure a histogram cannot
 # show: sameness. If most plots open with the same words, or the same stock phrase turns up in
 # hundreds of them, a model learns the template, and its plots all sound alike.
-# `helpers.corpusstats` (`plotgpt stats FILE`) measures that. Each plot of this corpus was
-# written to a card drawn at random before writing (genre, period, place, tone, how it opens,
-# who it follows, how it ends, three objects to use: `data/sample/cards.py`), as the
-# TinyStories authors did for their synthetic stories. Two figures tell:
+# `helpers.corpusstats` (`plotgpt stats FILE`) measures that. Each of the 1,000 plots added to
+# the first 220 was written to a card drawn at random before writing (genre, period, place, tone,
+# how it opens, who it follows, how it ends, three objects to use: `data/sample/cards.py`), as
+# the TinyStories authors did for their synthetic stories. Two figures tell:
 #
 # - the **commonest openings**: the first three words of each plot, counted;
 # - **shared 8-grams**: the share of a plot's runs of 8 words that also occur in another plot.
@@ -143,10 +143,10 @@ assert t["shared_ngram_share"] > 5 * figures["shared_ngram_share"] and t["openin
 #
 # Computers store text as bytes; UTF-8 spends one byte on each ASCII character and two to four on
 # everything else. Our plots are nearly all ASCII, but their names come from everywhere (*Lucía*,
-# *Björn*, *Dybbøl*), and each accented letter is two bytes. This matters for tokenization: a
-# *byte-level* tokenizer starts from the 256 possible bytes, so it can encode any string at all,
-# including characters it never saw in training. (A Wikipedia corpus adds curly quotes, dashes
-# and non-breaking spaces: three or two bytes each.)
+# *Björn*, *Dybbøl*), and an accented letter is two bytes (a few, such as the Vietnamese `ế`,
+# three). This matters for tokenization: a *byte-level* tokenizer starts from the 256 possible
+# bytes, so it can encode any string at all, including characters it never saw in training. (A
+# Wikipedia corpus adds curly quotes, dashes and non-breaking spaces: three or two bytes each.)
 
 # %%
 non_ascii = Counter(c for d in docs for c in d if ord(c) > 127)
@@ -164,8 +164,8 @@ for ch, count in non_ascii.most_common(12):
 # its beginning in the training set and its end in the validation set, and the validation loss
 # would reward remembering the characters' names from training. Splitting by document keeps
 # every validation plot entirely unseen, which is the situation the model is in when it writes a
-# new plot. (The sample corpus is stored in a shuffled order, so the last 22 plots span all
-# genres.)
+# new plot. (The sample corpus is stored in a shuffled order, so the last 122 plots are a random
+# draw from the whole, not one corner of it.)
 
 # %%
 n_train, n_val = corpus.split_counts(len(docs), val_fraction=0.1)
@@ -323,8 +323,10 @@ for new_id, a, b, count in history:
 # %% [markdown]
 # The first merges are what you would guess for English: a space before a common initial letter
 # (`" t"`, `" a"`), `he`, `in`, and by the fifth merge the whole word `" the"`, built from two
-# tokens made a moment earlier (`" t"` + `"he"`). Later merges keep reusing earlier tokens as
-# parents (`"in"` + `"g"` gives `"ing"`), which is how long words end up as single tokens.
+# tokens made a moment earlier (`" t"` + `"he"`). It is the only one of these twenty built from
+# merged tokens, but later merges reuse earlier tokens as parents all the time (three merges
+# after the list ends, `"in"` + `"g"` gives `"ing"`), which is how long words end up as single
+# tokens.
 #
 # Now the check. `helpers.tokenizer.train_bpe` trains with `rustbpe` (Rust, multi-threaded, what
 # nanochat uses) and returns a `tiktoken.Encoding`, whose `_mergeable_ranks` maps each token's
@@ -375,11 +377,13 @@ enc_full = tok.train_bpe(train_docs, vocab_size=DEFAULT_VOCAB_SIZE)  # the size 
 print(f"{enc_full.n_vocab - 1:,} ids:", show_tokens(enc_full, sentence))
 
 # %% [markdown]
-# With 20 merges, BPE has only learned the commonest fragments; with the full 8,191 most common words
-# are a single token, and a rare name such as *Dybbøl* is still spelled, from pieces. Nothing can
-# be out of vocabulary: in the worst case a string falls back to its bytes. Here `ø` was never
-# merged (it is rare in the training plots), so it is written as its two UTF-8 bytes, the two
-# `�`: neither is a character on its own, but together they decode to `ø`.
+# With 20 merges, BPE has only learned the commonest fragments. With all 16,383 (the 16,384th id
+# is `<|endoftext|>`) every word of the sentence but *Drummer* and *Dybbøl* is a single token,
+# and a rare name such as *Dybbøl* is still spelled, from pieces (`Dy|bb|ø|l`). Nothing can be
+# out of vocabulary: in the worst case a string falls back to its bytes. With 20 merges `ø` is
+# not merged yet, so it is written as its two UTF-8 bytes, the two `�`: neither is a character on
+# its own, but together they decode to `ø`. The full vocabulary has merged those two bytes into
+# one token.
 #
 # Our pure-Python trainer recounts every pair after every merge; that is fine for 20 merges but
 # far too slow for thousands of merges on a large corpus. `rustbpe` updates the counts
@@ -466,16 +470,22 @@ plt.show()
 # Three things to read off the table and the plot.
 #
 # - **Diminishing returns.** Each doubling of $V$ doubles the embedding table, but on unseen plots
-#   it buys less and less: the first doubling shortens a plot by a fifth, the last by a ninth.
-# - **The tokenizer overfits too.** On the plots it was trained on, bytes per token climb faster
-#   and faster; on unseen plots they do not follow. The late merges are names and phrases that
-#   occur in one or two training plots (a character's surname, a town): useless for new text.
-#   The gap between the two curves is a cheap signal of how large a vocabulary a corpus can
-#   support.
+#   it buys less and less: the first doubling shortens a plot by a fifth (479 to 385 tokens), the
+#   last by a twelfth (248 to 228).
+# - **The tokenizer overfits too.** On the plots it was trained on, bytes per token keep climbing
+#   by about half a byte per doubling, to 4.58 at 16,384; on unseen plots the last doubling adds
+#   only a third of a byte (4.00 to 4.34). The late merges are names and rare words that occur in
+#   a few training plots (a character's surname, a town): of little use on new text. The gap
+#   between the two curves, a few hundredths up to 4,096, a tenth at 8,192 and a quarter of a
+#   byte at 16,384, is a cheap signal of how large a vocabulary a corpus can support.
 # - **Rows that barely train.** Those late tokens are exactly the rare ones: the hatched part of
 #   each bar is embedding rows whose token occurs fewer than five times in all the training
-#   data. They cost parameters and softmax outputs and learn almost nothing. At 8,192, four
-#   learned tokens out of five are rare.
+#   data. They cost parameters and softmax outputs and learn almost nothing. At 4,096 they are
+#   152 of the 3,839 learned tokens; at 8,192 one in eight (1,046); at 16,384 three in five
+#   (9,629 of 16,127). On balance the last doubling adds only rare rows: it even leaves fewer
+#   learned tokens seen five times or more than 8,192 had (6,498 against 6,889), since longer
+#   tokens take over some of their occurrences: the solid part of the last bar is lower than the
+#   one before it.
 #
 # By these measures alone a corpus this size would stop at 4,096 or 8,192 tokens. But there is a
 # second way to pick a size: train a model at each and *read* what it writes. A small model writes
@@ -483,7 +493,8 @@ plt.show()
 # misspells, gluing pieces into words no plot ever contained ("glassblow", "popious"). Chapter 5
 # measures that as the **made-up-word rate**: the share of the lowercase words of its samples
 # that never occur in the training text. `bench/results/vocabulary.json` holds the measurement:
-# the CPU model of Chapter 4 trained for 4 minutes at each vocabulary, 20 plots sampled from each.
+# the CPU model of Chapter 4 trained for 4 minutes at each vocabulary, then 20 samples of 200
+# tokens from each, on this corpus and on plots-bench (the corpus of the Performance page).
 
 # %%
 vocab_runs = json.loads((paths.PROJECT / "bench" / "results" / "vocabulary.json").read_text())
@@ -494,15 +505,20 @@ for r in vocab_runs["rows"]:
           + ", ".join(r["made_up_examples"][:3]))
 
 # %% [markdown]
-# The two yardsticks disagree. In bits per byte the vocabularies are within a few hundredths
-# (the smaller ones slightly ahead: their models take more steps in the same minutes). In made-up
-# words each doubling halves the rate or better, and at 16,384 fewer than one word in a hundred is
-# invented, about the level of the reference project's samples after 15 GPU-hours. So the book,
-# `make run` and `plotgpt prepare` all use `DEFAULT_VOCAB_SIZE` = 16,384
-# (`helpers.config`), on every machine, and the embedding table is then about half of the CPU
-# model. Chapter 5 teaches the measure, and what it misses. (Compare models in **bits per
-# byte**, as Chapter 4 does, not in loss per token: a model with a bigger vocabulary has a higher
-# loss per token simply because each token carries more text.)
+# The two yardsticks disagree. In bits per byte the vocabularies are within a few hundredths,
+# the smaller ones ahead (on this corpus 1.824 at 4,096, 1.862 at 16,384): their models take more
+# steps in the same minutes (1,049 against 731). In made-up words the larger ones win. On this
+# corpus each doubling about halves the rate or better, 3.8 % to 1.8 % to 0.5 %, so at 16,384
+# one word in two hundred is invented; on plots-bench it falls from 3.2 % at 2,048 to 1.2 % at
+# 8,192, slowly at first (2.5 % at 4,096).
+#
+# The book, `make run` and `plotgpt prepare` all use `DEFAULT_VOCAB_SIZE` = 16,384
+# (`helpers.config`), on every machine: they choose the words a reader sees over bits per byte.
+# The price is the one the table above showed. The embedding table is then 47 % of the CPU
+# model, and three in five of its learned rows belong to tokens seen fewer than five times in the
+# training plots, rows that barely train. Chapter 5 teaches the measure, and what it misses.
+# (Compare models in **bits per byte**, as Chapter 4 does, not in loss per token: a model with a
+# bigger vocabulary has a higher loss per token simply because each token carries more text.)
 #
 # ## 5. Writing the tokens to disk
 #
@@ -584,11 +600,12 @@ for s, count in stats["least_frequent"]:
     print(f"  {s:>16} {count:6,}")
 
 # %% [markdown]
-# The top of the list is the scaffolding of English (`,`, `the`, `.`, `a`, `and`, `'s`) and of
-# our format (the `:` of every `Title:` and `Plot:` line). The bottom is tokens seen once: pieces
-# of longer, rarer words. Some ids are not used at all: most of the 256 single bytes (the corpus
-# uses about 90 characters), and intermediate tokens that later merges absorbed everywhere they
-# occurred (a token for the first half of a long name, say).
+# The top of the list is the scaffolding of English (`the`, `,`, `a`, `.`, `and`, `in`, `of`,
+# `'s`) and of our format (the `:` of every `Title:` and `Plot:` line). The bottom is tokens seen
+# once: pieces of longer, rarer words. Some ids are not used at all (the count is printed under
+# the plot below): 160 of the 256 single bytes (the corpus has 150 distinct characters, 72 of
+# them ASCII), and intermediate tokens that later merges absorbed everywhere they occurred (a
+# token for the first half of a long name, say).
 #
 # Word frequencies in natural language follow Zipf's law, $f(r) \propto 1/r$: the $r$-th most
 # frequent word is about $r$ times rarer than the first. BPE tokens fall off more slowly, because
@@ -700,7 +717,8 @@ print(f"the parents of all {N_MERGES} merged tokens match the merge table traine
 # times, and this way each pass could spell some of its words differently. `TokenSplitter` does it
 # to whole training windows; `--token-split p` (a field of `TrainConfig`) has the training loop
 # split each token with probability p, and validation text is never split. Here is the sentence
-# from section 2 with each token split with probability 0.3, using the 4,095-token BPE from section 3:
+# from section 2 with each token split with probability 0.3, using the full BPE of section 3
+# (16,384 ids):
 
 # %%
 parents = merge_parents(enc_full)
@@ -729,9 +747,10 @@ assert enc_full.decode_bytes(cut.tolist()) == sentence.encode("utf-8")
 #   (`helpers.corpus.read_documents`, `helpers.corpus.split_counts`).
 # - A byte-level BPE trainer and encoder in pure Python whose 20 merges and whose encoding of an
 #   unseen plot match `helpers.tokenizer.train_bpe`, the `rustbpe`-backed version the book uses.
-# - A measurement of the vocabulary-size trade-off on this corpus: bytes per token level off on
-#   unseen text while the embedding table keeps growing, and the model's made-up words fall with
-#   every doubling; 16,384 is the default.
+# - A measurement of the vocabulary-size trade-off on this corpus: each doubling adds less text
+#   per token on unseen plots and more rows that barely train, while the model's made-up words
+#   fall with every doubling; 16,384 is the default, for those words, at the price of 9,629 rare
+#   rows.
 # - The token ids in `uint16` memmaps, written by hand and checked byte for byte against
 #   `helpers.prepare.prepare`, each plot opened by `<|endoftext|>`.
 # - Random `(x, y)` windows, `y` shifted by one, as `helpers.memmap.get_batch` serves them.

@@ -43,7 +43,7 @@ print("smoke mode (CI): small sizes" if SMOKE else "full size")
 # %% [markdown]
 # ## Set-up: the domain vocabulary and a small model shape
 #
-# We use the movie-plot corpus and the 8,192-token byte-level BPE from Chapter 1
+# We use the movie-plot corpus and the 16,384-token byte-level BPE from Chapter 1
 # (`helpers.book.sample_data()` prepares it the first time and loads it after that). The model for the
 # hand-built checks is deliberately tiny (2 layers, 4 heads, 64 dimensions). The code does not depend
 # on the size, and a tiny model keeps every check fast. All of this chapter runs on the CPU.
@@ -446,7 +446,7 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Without the scaling, the stream grows with depth, roughly as $\sqrt{	ext{blocks}}$. A 32-layer model
+# Without the scaling, the stream grows with depth, roughly as $\sqrt{\text{blocks}}$. A 32-layer model
 # therefore starts out in a different regime from a 4-layer one. With the scaling, the $2L$ updates
 # together add about as much as a single unscaled one, and the output scale is nearly the same
 # whatever $L$ is. The LayerNorms hide the stream's scale from the sub-layers, but not from the
@@ -590,8 +590,8 @@ print("helpers.model.GPT(logit_softcap=15) gives 15 tanh(logits / 15) of the sam
 # attention scores depend on how far apart two tokens are; they cost no parameters. And they have
 # no biases, so a block has $12C^2 + 2C$ parameters and the final LayerNorm $C$.)
 #
-# We count the three presets of `helpers.config.PRESETS` (the shapes that `plotgpt train --preset`
-# uses) with two vocabularies: our 8,192-token domain BPE, and GPT-2's 50,257 tokens padded to
+# We count the four presets of `helpers.config.PRESETS` (the shapes that `plotgpt train --preset`
+# uses) with two vocabularies: our 16,384-token domain BPE, and GPT-2's 50,257 tokens padded to
 # 50,304 (a multiple of 64, for faster matrix multiplies), which the reference project used. A
 # 124M-parameter model costs half a gigabyte of float32 just to exist, so we build it on PyTorch's
 # **meta device**. There the tensors have shapes but no storage, and `num_params()` can count them for
@@ -658,12 +658,14 @@ plt.show()
 # %% [markdown]
 # For small models, **the vocabulary decides how the parameters are spent**. The embedding costs $VC$
 # and grows linearly with the width, while the blocks grow as $12LC^2$. So the narrower the model,
-# the larger the embedding's share. The laptop `cpu` preset with GPT-2's vocabulary would be about
-# 80% lookup table, and most of its rows would be tokens that hardly ever appear in movie plots. With
-# the domain BPE, three quarters of the same model does computation. At GPT-2 small's size the
-# blocks dominate either way. That is why the reference project could afford GPT-2's tokenizer, and
-# why a laptop-sized model should use a small domain vocabulary (Chapter 1 measured the other side of
-# this trade-off: the number of bytes per token). Scaling-law papers count only the non-embedding
+# the larger the embedding's share. The laptop `cpu` preset with GPT-2's vocabulary would be 73 %
+# lookup table, and most of its rows would be tokens that hardly ever appear in movie plots. With
+# the domain BPE the table is 47 % of the same model, so a little over half of it does computation
+# (the narrower `cpu-fp32` is 64 % table even so). At GPT-2 small's size the blocks dominate either
+# way: the embedding is 13 % of it with the domain BPE, 31 % with GPT-2's. That is why the
+# reference project could afford GPT-2's tokenizer, and why a laptop-sized model should use a
+# domain vocabulary well below GPT-2's 50,257 (Chapter 1 measured the other side of this
+# trade-off: the number of bytes per token). Scaling-law papers count only the non-embedding
 # parameters for this reason: it is the part that does the computation.
 
 # %% [markdown]
@@ -672,7 +674,7 @@ plt.show()
 # An untrained model should know nothing. Then its best guess is the uniform distribution over the
 # $V$ tokens, $p = 1/V$, and the cross-entropy is
 #
-# $$\mathcal{L}_0 = -\ln \tfrac{1}{V} = \ln V = \ln 8192 \approx 9.01 \text{ nats}.$$
+# $$\mathcal{L}_0 = -\ln \tfrac{1}{V} = \ln V = \ln 16384 \approx 9.70 \text{ nats}.$$
 #
 # GPT-2's initialisation gets close to this. All weights have standard deviation 0.02, so the logits
 # start small and nearly equal (for logits that are independent $\mathcal{N}(0, s^2)$ the expected
@@ -721,12 +723,14 @@ with torch.no_grad():
 print(f"\nnext-token probabilities: max {probs.max():.5f}, min {probs.min():.5f}, uniform would be 1/V = {1 / V:.5f}")
 
 # %% [markdown]
-# This is gibberish, and it should be. The distribution over the next token is almost flat, so the
-# model draws tokens about uniformly from the domain vocabulary. (A `�` appears where a token that
-# holds part of a multi-byte UTF-8 character was drawn without the rest of that character.) The pieces look vaguely like movie
-# plots (names, word fragments, punctuation) only because the BPE was trained on movie plots. The
-# *order* is random: the blocks are wired correctly, but nothing has been learned yet. Chapter 4
-# trains this model and the text becomes readable. Compare its samples to this one.
+# This is gibberish, and it should be. The distribution over the next token is nearly flat (every
+# token gets between 0.00002 and 0.00022, around 1/V = 0.00006), so the model draws tokens about
+# uniformly from the domain vocabulary. (A token can hold part of a multi-byte UTF-8 character;
+# drawn without the rest of it, it prints as `�`. This sample has none.) The pieces look vaguely
+# like movie plots (names such as Halldór and Eleanor, whole words such as "revolver" and
+# "herbalist", fragments run together such as "passagehemat") only because the BPE was trained on
+# movie plots. The *order* is random: the blocks are wired correctly, but nothing has been learned
+# yet. Chapter 4 trains this model and the text becomes readable. Compare its samples to this one.
 #
 # ## What we built, and what comes next
 #
@@ -747,4 +751,4 @@ print(f"\nnext-token probabilities: max {probs.max():.5f}, min {probs.min():.5f}
 # `helpers.model.GPT` (with `helpers.config.PRESETS` for its shapes) is the model that the rest of the
 # book and the `plotgpt` CLI train. **Chapter 4** trains it: batches from the memmaps, AdamW with weight decay
 # on the matrices only, a warm-up and cosine learning-rate schedule, gradient clipping, mixed
-# precision, checkpoints, and a live loss curve that starts at about $\ln V \approx 8.3$.
+# precision, checkpoints, and a live loss curve that starts at about $\ln V \approx 9.7$.

@@ -492,11 +492,15 @@ class MyNovelty:
         return best
 
 
-def my_words(text):
-    """Lowercase words of two letters or more, apostrophes inside them, a possessive 's dropped."""
+def all_words(text):
+    """Words: letters with apostrophes inside them (curly ones straightened), a possessive 's dropped."""
     words = re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)*", text.replace("\u2019", "'"))
-    words = [w[:-2] if w.endswith("'s") else w for w in words]
-    return [w for w in words if len(w) >= 2 and w.islower()]
+    return [w[:-2] if w.endswith("'s") else w for w in words]
+
+
+def my_words(text):
+    """The words judged: lowercase ones of two letters or more."""
+    return [w for w in all_words(text) if len(w) >= 2 and w.islower()]
 
 
 def made_up_share(text, known_words):
@@ -520,7 +524,7 @@ def train_documents(data):
 
 seen_docs = {name: train_documents(d) for name, d in corpora.items()}
 train_text = "\n".join(doc for docs in seen_docs.values() for doc in docs)
-known_words = set(my_words(train_text))
+known_words = {w.lower() for w in all_words(train_text)}  # "View" in training makes "view" known
 print(", ".join(f"{len(docs)} {name}" for name, docs in seen_docs.items()),
       f"= {len(train_text.split()):,} words, {len(known_words):,} distinct")
 

@@ -92,6 +92,9 @@ def test_quality_run_on_the_shared_corpus_writes_report_and_plot(tmp_path):
     md = (tmp_path / "q.md").read_text()
     assert f"{r['val_bpb']:.3f} val bits per byte" in md
     assert ("weights averaged (EMA" in md) == bool(r["ema_decay"])  # the sentence names what was trained
+    j = r["judged"]  # the sample yardsticks, made-up words among them
+    assert j["samples"] == 20 and j["lowercase_words"] > 0 and 0 <= j["made_up_word_rate"] <= 1
+    assert f"{j['made_up_word_rate']:.1%} made-up words" in md
     assert (tmp_path / "q-bpb.png").stat().st_size > 5000
 
 

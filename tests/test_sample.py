@@ -60,13 +60,15 @@ def test_full_loss_agrees_with_the_mean_of_window_losses(tiny_run, prepared):
 
 
 def test_made_up_words_are_lowercase_words_the_training_text_never_has():
-    known = set(E.lowercase_words("The detective's dog doesn't bark. Ferreyra rents a flat in town."))
-    assert known == {"detective", "dog", "doesn't", "bark", "rents", "flat", "in", "town"}  # no names, no "a"
+    text = "The detective's dog doesn't bark. Ferreyra rents a flat in town."
+    assert E.lowercase_words(text) == ["detective", "dog", "doesn't", "bark", "rents", "flat", "in", "town"]
+    known = E.known_words(text)  # every word, lowercased: "the" and "ferreyra" are known, "a" too
+    assert known == {"the", "detective", "dog", "doesn't", "bark", "ferreyra", "rents", "a", "flat", "in", "town"}
     sample = "Lucía's dog rents a strancase flat in didentery town, and the detective's dog’s doesn't bark"
     r = E.made_up_words([sample], known)
     # judged: dog rents strancase flat in didentery town and the detective dog doesn't bark (13 words)
-    assert r["words"] == 13 and r["examples"] == ["strancase", "didentery", "and", "the"]
-    assert r["made_up"] == 4 and abs(r["made_up_rate"] - 4 / 13) < 1e-12
+    assert r["words"] == 13 and r["examples"] == ["strancase", "didentery", "and"]
+    assert r["made_up"] == 3 and abs(r["made_up_rate"] - 3 / 13) < 1e-12
     assert E.made_up_words(["Names Only Here"], known) == {"made_up_rate": 0.0, "words": 0, "made_up": 0,
                                                          "examples": []}
 
