@@ -66,6 +66,8 @@ def test_pipeline_on_an_unseen_corpus_with_a_custom_separator(tmp_path, cli_env)
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
     assert rep["val_bpb"] > 0 and 0 <= rep["repetition_4gram"] <= 1 and 0 <= rep["copied_8gram_share"] <= 1
+    assert 0 <= rep["made_up_word_rate"] <= 1 and rep["lowercase_words"] > 0
+    assert all(w.islower() for w in rep["made_up_examples"])  # names are never judged
     # fine-tune on a second corpus encoded with the first one's tokenizer
     second = write(tmp_path / "more.txt", "\n@@@\n".join(ship_logs(30, seed=1)))
     r = run(["prepare", str(second), "--separator", "@@@", "--tokenizer-from", str(run_dir), "--quiet"], cli_env)
