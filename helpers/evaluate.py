@@ -8,9 +8,10 @@ Repetition: the share of a sample's word 4-grams that occur more than once in it
 "the vampire ... the vampire" sample scores high). Novelty: the share of its word 8-grams found
 verbatim in the training text, and the longest copied span - we want imaginary plots, not
 recalled ones. Made-up words: the share of a sample's lowercase words that never occur in the
-training text ("strancase", "didentery"): the sub-word noise of an undertrained or overfitted
-model. It misses a real word used wrongly, and it ignores capitalised words, since invented
-names are what a plot model should write.
+training text in any capitalisation ("strancase", "didentery"): the sub-word noise of an
+undertrained or overfitted model, plus the odd rare real word the corpus never used ("fisher").
+It misses a real word used wrongly, and it ignores capitalised words, since invented names are
+what a plot model should write.
 """
 from __future__ import annotations
 

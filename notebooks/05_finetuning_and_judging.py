@@ -20,7 +20,7 @@
 # and it is the cheapest way to a model for a narrow taste: the expensive part (learning English,
 # names, the shape of a story) is already paid for.
 #
-# In this chapter we fine-tune chapter 4's model on 50 ghost-story and folk-horror plots, and
+# In this chapter we fine-tune chapter 4's model on 154 ghost-story and folk-horror plots, and
 # then learn to *judge* what comes out, with numbers instead of impressions:
 #
 # 1. **bits per byte** on held-out text: what the model gained on ghost stories, and what it
@@ -69,10 +69,10 @@ print(f"its tokenizer: {base.tokenizer.name}, {base.tokenizer.n_vocab:,} ids")
 # %% [markdown]
 # ## 1. The second corpus
 #
-# `data/sample/ghost-stories.txt` holds 50 original plots in the same format as the sample
+# `data/sample/ghost-stories.txt` holds 154 original plots in the same format as the sample
 # corpus (`Title:` line, `Plot:` paragraph, documents separated by `===`): lighthouses, drowned
-# daughters, haunted photographs. About 50 KB — far smaller than the reference's 1.1 MB, and
-# that will matter: a short run is already many passes over it.
+# daughters, haunted photographs. About 150 KB — far smaller than the reference's 1.1 MB, and
+# that will matter: a short run is already several passes over it.
 
 # %%
 ghost_docs = list(read_documents(paths.SECOND_CORPUS))
@@ -170,7 +170,7 @@ print("\nbase tokens of a ghost-story phrase:", pieces)
 #
 # The training loss is the mean negative log-likelihood per *token*, in nats. Two corpora that
 # tokenize at different rates cannot be compared that way — nor can two models with different
-# tokenizers (the reference's 50,257-token GPT-2 BPE against our 8,192). Dividing the total by
+# tokenizers (the reference's 50,257-token GPT-2 BPE against our 16,384). Dividing the total by
 # the number of *bytes* of the text instead, and converting nats to bits, gives a number that
 # only depends on the text:
 #
@@ -225,13 +225,16 @@ for name, bpb in before.items():
 # random weights. Everything else — AdamW, clipping, evaluation, checkpoints — is chapter 4's
 # loop. What changes is the schedule:
 #
-# - a **lower peak learning rate**, a third of the base run's. The weights are already good;
-#   big steps would wreck what they know before they learn anything new;
+# - a **lower peak learning rate**, a tenth of the base run's. The weights are already good;
+#   big steps would wreck what they know before they learn anything new (at a third of the
+#   base rate and 8 sequences a step, this corpus got worse from the first steps);
 # - a **short warmup**: the optimizer is fresh (the base run's AdamW moments describe gradients
 #   on the *other* corpus), so its first steps are noisy and should be small;
-# - **a short run**, with the cosine decay fitted to it. How short is set by the data: our 45
-#   training stories (about 12,000 tokens) are one pass every dozen steps at 8 sequences of 128
-#   tokens, so 120 steps already show them to the model ten times.
+# - **a short run**, with the cosine decay fitted to it. How short is set by the data: our 138
+#   training stories (about 32,000 tokens) are one pass every 16 steps at 16 sequences of 128
+#   tokens, so 60 steps already show them to the model nearly four times;
+# - **no average of the weights**: chapter 4's average (0.998) remembers about the last 500
+#   steps, so in a 60-step run it would hardly move away from the base model.
 #
 # Besides the live loss plot, a callback measures the exact bits per byte on *both* validation
 # sets at every evaluation, so we can watch what happens to the old skill while the new one is
@@ -273,9 +276,10 @@ tuned = checkpoint.load(ghost_run, device=device)  # best.safetensors: lowest gh
 print(f"{result.step} steps; best ghost-story val loss {result.best_val:.3f} nats/token at step {tuned.info['step']}")
 
 # %% [markdown]
-# The ghost-story validation loss (orange) starts where the base model stands and drops fast:
-# most of what a ghost story needs, the model already had. Soon the training loss keeps falling
-# while the validation loss turns up: the 45 stories are being learned by heart.
+# The ghost-story validation loss (orange) starts where the base model stands, about 5.45 nats
+# per token, and drops only a little, to 5.303 at step 15: most of what a ghost story needs, the
+# model already had. After that the training loss keeps falling (to about 4.2) while the
+# validation loss turns up: the 138 stories are being learned by heart.
 # `best.safetensors` keeps the weights from the best validation step, and those are what we
 # judge below.
 #
@@ -322,22 +326,24 @@ plt.show()
 # %% [markdown]
 # Three phases show up, and they are worth telling apart.
 #
-# 1. **Early on, both improve.** Forty-five new plots are more data of nearly the same kind
-#    (the sample corpus has its own share of hauntings), and a model trained on 200 plots is
+# 1. **Early on, both improve.** 138 new plots are more data of nearly the same kind (the
+#    sample corpus has its own share of hauntings), and a model trained on 1,098 plots is
 #    starved of data: fresh text of a similar kind helps it generalise a little.
 # 2. **Then the curves part.** Ghost stories stay below where the base model started, while
-#    the general plots climb past it: every step spent on the new corpus moves weights away
-#    from what served the old one, and nothing in the loss asks the model to keep them. That is
-#    *catastrophic forgetting*, in numbers.
+#    the general plots climb past it after step 15, and end 0.043 bits per byte worse than the
+#    base model: every step spent on the new corpus moves weights away from what served the
+#    old one, and nothing in the loss asks the model to keep them. That is *catastrophic
+#    forgetting*, in numbers.
 # 3. **Meanwhile the ghost-story loss turns up too**, after its best step: the model is
-#    memorising 45 stories rather than learning ghost stories in general (its training loss, in
-#    the plot above, keeps falling).
+#    memorising 138 stories rather than learning ghost stories in general (its training loss,
+#    in the plot above, keeps falling).
 #
-# Keeping the best checkpoint by ghost-story loss stops before most of the forgetting here; on
-# a bigger second corpus the best point comes later, and the forgetting with it. The usual
-# remedies are to mix some of the old corpus into the new one, lower the learning rate further,
-# or stop earlier. (With only 5 validation stories, about 1,400 tokens, expect some noise in
-# the purple curve.) Judged by the old validation set alone the last weights look like a
+# Keeping the best checkpoint by ghost-story loss stops before the forgetting here: at step 15
+# the general plots are still 0.007 bits per byte better than the base model. On a bigger
+# second corpus the best point comes later, and the forgetting with it. The usual remedies are
+# to mix some of the old corpus into the new one, lower the learning rate further, or stop
+# earlier. (With only 16 validation stories, about 3,800 tokens, expect some noise in the
+# purple curve.) Judged by the old validation set alone the last weights look like a
 # failure; judged by the new one alone the forgetting would go unnoticed. Measure both.
 
 # %% [markdown]
@@ -423,13 +429,13 @@ plt.show()
 print(f"lowest bits per byte at T = {temps[int(np.argmin(bpb_at_t))]:.1f}")
 
 # %% [markdown]
-# The minimum sits near $T = 1$, where training put it: sharpening or flattening the
-# distribution only makes it a worse description of real ghost stories. (When the minimum sits
-# a little above 1, the model is slightly over-confident on text it has not seen, a mild
-# symptom of the memorising we saw during fine-tuning.) The
-# right panel is sobering: a small model trained for minutes is rarely sure, its favourite token
-# is the real one only a minority of the time, and even top-50 shuts out a large share of what
-# the real text goes on to say.
+# The minimum sits at $T = 1.0$, where training put it: sharpening or flattening the
+# distribution only makes it a worse description of real ghost stories. (A minimum a little
+# above 1 would mean the model is over-confident on text it has not seen, a mild symptom of
+# the memorising we saw during fine-tuning; the step-15 checkpoint shows none on this grid.)
+# The right panel is sobering: a small model trained for minutes is rarely sure, its favourite
+# token is the real one only 22 % of the time, and even top-50 shuts out 40 % of what the
+# real text goes on to say.
 #
 # So every setting we are about to try is, strictly, a *worse* model of ghost stories. We use
 # them anyway because a model of text and a writer of text want different things: the true
@@ -455,10 +461,11 @@ print(f"lowest bits per byte at T = {temps[int(np.argmin(bpb_at_t))]:.1f}")
 # **Made-up words.** The opposite failure: an undertrained or overfitted model, or one sampled
 # too hot, strings together word pieces that make no word ("strancase", "didentery"). The
 # *made-up-word rate* is the share of a sample's lowercase words (letters and apostrophes, two
-# letters or more; a possessive 's dropped) that never occur anywhere in the training text.
-# Capitalised words are left out on purpose: a plot model should invent names. What it
-# catches is sub-word noise; what it misses is a real word in the wrong place ("she drinks the
-# staircase" scores 0 %), so it is a floor on nonsense, not a measure of sense.
+# letters or more; a possessive 's dropped) that never occur anywhere in the training text, in
+# any case ("View" there makes "view" known). Capitalised words of the sample are left out on
+# purpose: a plot model should invent names. What it catches is sub-word noise; what it misses
+# is a real word in the wrong place ("she drinks the staircase" scores 0 %), so it is a floor on
+# nonsense, not a measure of sense.
 
 # %%
 import re
@@ -558,6 +565,8 @@ print("matches helpers.evaluate: repetition, NoveltyIndex and made_up_words")
 # %% [markdown]
 # The looping sentence scores high on repetition; the lifted passage is caught word for word;
 # the rambling one makes up words, and the wrong one, nonsense made of real words, passes.
+# (The rambling one's 30 % is three words of ten: "strancase", "didentery" and "fisher", a
+# real word that the training text never uses. Rare real words count too.)
 # `helpers.evaluate.NoveltyIndex` is the version to use on real corpora: it hashes the 8-grams
 # into a sorted numpy array (compact even for millions of them) and finds the longest copy with
 # two pointers instead of our nested loop.
@@ -615,18 +624,21 @@ plt.show()
 
 # %% [markdown]
 # Read the curves left to right. At low temperature the model keeps to its favourite paths,
-# and for a small model the favourite path is often a loop back to a phrase it just wrote:
-# repetition is high. Raising the temperature breaks the loops — and starts the rambling: the
-# model picks unlikely word pieces and glues them into words no plot has ever contained. Top-k
-# matters most at high temperature, where it is the only thing keeping the long tail out: a
-# small k holds the made-up words down, no top-k lets them climb.
-# Samples this few are noisy, so trust the trend more than any one point; the sweet spot sits in
-# between, which is why `SampleSettings` defaults to $T = 0.8$ with top-k 50.
+# and for a small model the favourite path is often a loop back to a phrase it just wrote: at
+# $T = 0.5$ about 4–6 % of the 4-grams repeat, whatever the top-k, and from 0.8 up under 1 %.
+# Raising the temperature breaks the loops — and, without top-k, starts the rambling: the
+# model picks unlikely word pieces and glues them into words no plot has ever contained, 3.7 %
+# of its words at $T = 0.8$, 8.3 % at 1.0 and 16.2 % at 1.3. Top-k matters more the hotter
+# the sampling, because it is the only thing keeping the long tail out: with k = 10 or 50 the
+# made-up words stay near 1 % or below at every temperature.
+# Samples this few are noisy, so trust the trend more than any one point; the sweet spot sits
+# in between, which is why `SampleSettings` defaults to $T = 0.8$ with top-k 50, where
+# repetition and made-up words are both 0.3 %.
 #
 # The copy columns of the table are the quiet surprise: this model copies nothing. Its longest
-# verbatim runs are a handful of words, stock phrases any plot might contain ("a young woman
-# who"). After a few minutes of training it is not strong enough to recite — its problem is
-# coherence, not recall.
+# verbatim runs average about three to six words, stock phrases any plot might contain
+# ("is found dead in the"). After a few minutes of training it is not strong enough to
+# recite — its problem is coherence, not recall.
 #
 # One sample from each end, to see what the numbers mean:
 
@@ -684,11 +696,13 @@ for penalty in (1.0, 1.2, 1.5):
     print(text, "\n")
 
 # %% [markdown]
-# Greedy decoding finds the loop and never leaves it; the repetition figure says so before you
-# read a word. The penalty breaks the loop, but bluntly: it also penalises "the", "of" and the
-# full stop, which a plot needs again and again, so a strong penalty pushes the model toward odd
-# words and broken grammar (watch the made-up words rise with it). A mild one (1.1–1.3)
-# together with sampling is the usual recipe: `--repetition-penalty` on the command line,
+# Greedy decoding finds the loop and never leaves it; the repetition figure (45 %) says so
+# before you read a word. The penalty breaks the loop (2 % at 1.2), but bluntly: it also
+# penalises "the", "of" and the full stop, which a plot needs again and again, so a strong
+# penalty pushes the model toward broken grammar and sense ("The village is found dead on the
+# roof at dawn" at 1.5). The made-up-word rate stays at 0 % at all three penalties: the damage
+# is real words in the wrong places, which it cannot see. A mild penalty (1.1–1.3) together
+# with sampling is the usual recipe: `--repetition-penalty` on the command line,
 # `SampleSettings(repetition_penalty=...)` in Python.
 
 # %% [markdown]
@@ -743,9 +757,11 @@ plt.show()
 
 # %% [markdown]
 # The detector fires, and the temperature trend is the one we expected: a model that has stored
-# text recites it most faithfully at low temperature, where it follows its most likely path,
-# and less as the temperature shakes it off that path. Now the forensic part: take the sample
-# with the longest verbatim run, and find that run in the training documents.
+# text recites it most faithfully at low temperature, where it follows its most likely path
+# (nearly all of its 8-grams are copied at $T = 0.5$ and 0.8), and less as the temperature
+# shakes it off that path (about 60 % at 1.3, in runs of about 40 words). Now the forensic
+# part: take the sample with the longest verbatim run, and find that run in the training
+# documents.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -768,14 +784,14 @@ for name, doc in found[:3]:
 # %% [markdown]
 # Inside the double brackets is the sample's run; around it, the training plot it came from.
 # A long run found in exactly one document is recall, not writing (a short run found in many
-# documents would just be a common phrase). Notice too how the memoriser writes: it stitches
-# fragments of its three stories together, jumping from one to another where they share a few
-# words — a collage, with a novelty score to match.
+# documents would just be a common phrase). Notice too how this sample was written: not as a
+# collage but as a recitation, one story from its title on, 143 words word for word, nearly
+# all of the 200 tokens it was allowed.
 #
-# On a 50-story corpus a model that trains long enough will get there; on the reference's
+# On a 154-story corpus a model that trains long enough will get there; on the reference's
 # 1.1 MB, and far more on a full Wikipedia dump, it takes much longer, which is the best
 # argument for more data. `plotgpt evaluate` prints these same figures — val bits per byte,
-# repetition, copied share and the longest copy — for any checkpoint.
+# repetition, copied share, the longest copy and the made-up-word rate — for any checkpoint.
 
 # %% [markdown]
 # ## What we built

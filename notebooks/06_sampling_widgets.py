@@ -94,11 +94,12 @@ print("stream() and generate() agree")
 #
 # Type a beginning, set the knobs, press **Generate**: the text streams in, and the chart shows
 # the next-token probabilities after the last thing written. The checkpoint picker lists every
-# `best.safetensors` under `checkpoints/`, so the fine-tuned model from chapter 5 is there too.
+# `best.safetensors` under `checkpoints/`, newest first, so after chapter 5 it opens on the
+# fine-tuned ghost-story model (`book-ghost`); chapter 4's base model is in the list too.
 #
 # In the static book the widgets cannot run (there is no Python behind a web page), so the cell
 # also calls the same function once with the default settings, and what you see below the
-# panel is its real output.
+# panel is its real output: the ghost-story model's, since the picker opens on it.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
