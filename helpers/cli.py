@@ -226,9 +226,8 @@ def cmd_evaluate(args) -> int:
 def cmd_stats(args) -> int:
     from . import corpusstats
 
-    against = Path(args.against) if args.against else None
-    paths_ = [Path(p) for p in args.inputs] + ([against] if against else [])
-    text, figures = corpusstats.describe(paths_, against=against, fmt=args.format, separator=args.separator)
+    text, figures = corpusstats.describe([Path(p) for p in args.inputs], against=args.against and Path(args.against),
+                                         fmt=args.format, separator=args.separator)
     if args.json:
         print(json.dumps(figures, indent=2))
     else:

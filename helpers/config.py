@@ -210,12 +210,9 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
-# The vocabulary `plotgpt prepare`, `make run` and the book default to, on every machine. Bits per byte
-# (plots-bench, what the presets were tuned on) favour 2,048 tokens; the words a reader sees favour a
-# big vocabulary: fewer word pieces left for the model to glue into words that do not exist. The cpu
-# preset, 4 minutes on the 1.2 MB sample corpus (2 Zen 4 cores, 20 samples of 200 tokens at the default
-# settings; bench/results/vocabulary.json): 3.8 % of lowercase words made up with 4,096 tokens, 1.8 % with
-# 8,192, 0.5 % with 16,384, for 1.82, 1.83 and 1.86 val bits per byte.
+# The vocabulary `plotgpt prepare`, `make run` and the book default to, on every machine. The presets keep
+# the size plots-bench's bits per byte favoured; what a reader sees favours a big vocabulary, which leaves
+# a small model fewer word pieces to glue into words that do not exist (bench/LOG.md, 2026-12-04).
 DEFAULT_VOCAB_SIZE = 16384
 
 MODEL_FIELDS = frozenset(f.name for f in fields(ModelConfig))

@@ -105,10 +105,10 @@ def table(named: dict[str, dict]) -> str:
 
 
 def describe(paths: list[Path], *, against: Path | None = None, **read_kwargs) -> tuple[str, dict]:
-    """Statistics of each corpus (and, with `against`, their overlap with it): (table, figures)."""
-    other = corpus_ngrams(list(read_documents(against, **read_kwargs))) if against else None
-    named = {}
-    for p in paths:
-        docs = list(read_documents(p, **read_kwargs))
-        named[Path(p).name] = stats(docs, against=other if against and Path(p) != Path(against) else None)
+    """Statistics of each corpus, read once; with `against`, that corpus is the last column and the
+    others get the share of their 8-grams found in it. Returns (markdown table, figures)."""
+    corpora = {Path(p).name: list(read_documents(p, **read_kwargs)) for p in [*paths, *([against] if against else [])]}
+    other = Path(against).name if against else None
+    grams = corpus_ngrams(corpora[other]) if other else None
+    named = {name: stats(docs, against=grams if other and name != other else None) for name, docs in corpora.items()}
     return table(named), named

@@ -431,8 +431,8 @@ if SMOKE:
     preset, overrides = "smoke", dict(max_iters=60, eval_interval=20)
 elif device == "cuda":
     preset, overrides = "gpu-124m", dict(max_minutes=60)
-else:  # a fixed number of steps (not minutes) keeps the book's run reproducible; at 1,500 this model
-    # memorised the 1.2 MB corpus from about step 950 on (val loss rising), so it stops before
+else:  # a fixed number of steps (not minutes) keeps the book's run reproducible; it stops before
+    # this model starts to memorise the sample corpus (bench/LOG.md, 2026-12-04)
     preset, overrides = resolve_preset("cpu", device), dict(max_iters=800, eval_interval=100, patience=3)
 model_cfg, train_cfg = get_preset(preset, **overrides)
 run_dir = paths.checkpoints_root() / book.CHAPTER_RUN

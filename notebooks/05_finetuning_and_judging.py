@@ -250,7 +250,7 @@ for name, bpb in before.items():
 from helpers.plots import LiveLossPlot
 
 # A tenth of the base run's peak lr and no average of the weights (a 0.998 average would hardly
-# move in 60 steps): at a third of the lr, batch 8, this corpus got worse from the first steps.
+# move in 60 steps); bench/LOG.md (2026-12-04) has what a third of the lr did.
 ft_cfg = replace(base_train_cfg, lr=base_train_cfg.lr / 10, warmup_iters=2 if SMOKE else 10,
                  max_iters=20 if SMOKE else 60, eval_interval=5, batch_size=16, ema_decay=0.0,
                  max_minutes=0, patience=0, keep_last=1, sample_tokens=0)
