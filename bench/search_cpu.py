@@ -12,6 +12,11 @@ turns each candidate's measured tokens/s on *this* machine into the number of st
 take in the budget, so trials can also run elsewhere (several at once, on a bigger CPU box,
 each pinned to 2 cores) and still mean "10 minutes here". Results append to OUT/results.jsonl.
 The corpus is read from ../shared/data and never copied into the repository.
+
+What each round found is recorded once, in bench/LOG.md. Rounds 1-17 tried options that no preset
+adopted and that have since left the library (helpers.config.RETIRED); a trial that turns one on
+runs from the commit tagged search-cpu-r17 (`git worktree add ../r17 search-cpu-r17`), where this
+file reproduces them exactly.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from helpers.throughput import measure_train_step  # noqa: E402
-from helpers.config import ModelConfig, TrainConfig, get_preset  # noqa: E402
+from helpers.config import RETIRED, RETIRED_AT, ModelConfig, TrainConfig, get_preset  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data" / "movies-plot-final.txt"
 
@@ -298,11 +303,8 @@ CANDIDATES: dict[str, dict] = {
 
 
 # what trials from before these settings existed used (the cpu preset's values until round 8)
-DEFAULTS = {"pos_emb": "learned", "bias": True, "min_lr_ratio": 0.1, "mlp": "gelu", "qk_norm": False,
-            "logit_softcap": 0.0, "optimizer": "adamw", "muon_lr_scale": 1.0,
-            "beta2": 0.95, "token_split": 0.0, "ema_decay": 0.0, "embed_decay_scale": 1.0, "doc_shuffle": False,
-            "embed_dropout": 0.0, "zero_init_proj": False,
-            "drop_path": 0.0, "cooldown": 0.0, "compile": False}
+DEFAULTS = {"pos_emb": "learned", "bias": True, "min_lr_ratio": 0.1, "mlp": "gelu", "beta2": 0.95,
+            "ema_decay": 0.0, "compile": False, **RETIRED}
 
 
 def settings(name: str) -> dict:
@@ -313,6 +315,11 @@ def settings(name: str) -> dict:
 def configs(s: dict, vocab_size: int, **train_over) -> tuple[ModelConfig, TrainConfig]:
     # DEFAULTS first: a trial means what it meant when it ran, whatever the cpu preset has become since
     over = {**DEFAULTS, **{k: v for k, v in s.items() if k != "vocab"}}
+    used = [k for k in RETIRED if over[k] != RETIRED[k]]
+    if used:
+        sys.exit(f"search_cpu: this trial turns on {', '.join(used)}, retired since (bench/LOG.md); run it from "
+                 f"the commit tagged {RETIRED_AT}")
+    over = {k: v for k, v in over.items() if k not in RETIRED}
     return get_preset("cpu", vocab_size=vocab_size, **over, **train_over)
 
 
@@ -341,7 +348,7 @@ def cmd_measure(a) -> None:
 def cmd_run(a) -> None:
     from helpers.evaluate import full_loss
     from helpers.checkpoint import load
-    from helpers.memmap import load_data
+    from helpers.dataset import load_data
     from helpers.train import train
 
     rates = json.loads((Path(a.out) / "rates.json").read_text()) if a.iters_from_measure else {}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import time
 from dataclasses import replace
@@ -26,8 +25,9 @@ import torch
 
 from . import paths
 from .config import PRESETS, UNTIL_BUDGET, ModelConfig, TrainConfig, get_preset
-from .device import cpu_has_native_bf16, cpu_name, detect_device, pick_dtype, resolve_preset
-from .memmap import documents, load_data
+from .config import resolve_preset
+from .device import cpu_has_native_bf16, cpu_name, detect_device, pick_dtype
+from .dataset import load_data
 from .throughput import matmul_peak, measure_isolated
 
 BENCH_DOC = "plots-bench v1"
@@ -175,11 +175,11 @@ def quality(minutes: float = 10.0, corpus: Path = SHARED_CORPUS, work: Path | No
     samples = sample.generate(best, "Title:", 3, sample.SampleSettings(max_new_tokens=160, seed=1))
     # The sample yardsticks at the default settings of plotgpt generate, on 20 samples of 200 tokens
     judged = judge_samples(sample.generate(best, "Title:", 20, sample.SampleSettings(max_new_tokens=200, seed=7)),
-                           NoveltyIndex("\n".join(documents(data, "train"))))
+                           NoveltyIndex("\n".join(data.documents("train"))))
     evals = [h for h in res.history if h.get("kind") == "eval"]
     out = {"bench": BENCH_DOC, "preset": preset, "minutes": minutes, "threads": torch.get_num_threads(),
            "model": {k: getattr(best.config, k) for k in ("n_layer", "n_embd", "n_head", "block_size", "vocab_size",
-                                                         "pos_emb", "dropout", "mlp", "qk_norm", "logit_softcap")},
+                                                         "pos_emb", "dropout", "mlp")},
            "ema_decay": train_cfg.ema_decay,
            "dtype": str(pick_dtype(detect_device(), train_cfg.dtype)).replace("torch.", ""), "steps": res.step,
            "tokens_seen": evals[-1]["tokens"] if evals else 0,
@@ -221,8 +221,6 @@ def markdown(result: dict) -> str:
                   f"({md['n_layer']} x {md['n_embd']}, block {md['block_size']}, vocabulary {md['vocab_size']}, "
                   + ("rotary positions, " if md.get("pos_emb") == "rope" else "")
                   + ("relu² MLP, " if md.get("mlp") == "relu2" else "")
-                  + ("QK-norm, " if md.get("qk_norm") else "")
-                  + (f"logits soft-capped at {md['logit_softcap']:g}, " if md.get("logit_softcap") else "")
                   + (f"dropout {md['dropout']:g}, " if md.get("dropout") else "")
                   + (f"weights averaged (EMA {q['ema_decay']:g}), " if q.get("ema_decay") else "") +
                   f"{q['dtype']}) reached **{q['val_bpb']:.3f} val bits per byte** (sliding window; "

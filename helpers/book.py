@@ -6,7 +6,7 @@ chapters run at full size, as the book and a reader get them.
 """
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 from pathlib import Path
 
@@ -20,23 +20,22 @@ def sample_data(vocab_size: int | None = None, source: Path = paths.SAMPLE_CORPU
     """Prepare `source` into data/prepared/<name> unless it is there already, and load it
     (with the vocabulary `plotgpt prepare` defaults to, unless `vocab_size` says otherwise)."""
     from .config import DEFAULT_VOCAB_SIZE
-    from .memmap import load_data
-    from .prepare import prepare, source_sha256
+    from .dataset import DataError, load_data
+    from .paths import sha256_file
+    from .prepare import prepare
+    from .tokenizer import fingerprint
 
     vocab_size = vocab_size or DEFAULT_VOCAB_SIZE
 
     out = paths.data_root() / name
-    meta = out / "meta.json"
-    if meta.exists():
-        m = json.loads(meta.read_text())
+    with contextlib.suppress(DataError):  # missing or damaged: prepared again below
+        data = load_data(out)
         if "encoding" in kwargs:  # reuse only data made with that very tokenizer
-            from .tokenizer import fingerprint
-
-            same = m["tokenizer"]["fingerprint"] == fingerprint(kwargs["encoding"])
+            same = data.fingerprint == fingerprint(kwargs["encoding"])
         else:
-            same = m["vocab_size"] == vocab_size
-        if m.get("source_sha256") == source_sha256(source) and same:
-            return load_data(out)
+            same = data.vocab_size == vocab_size
+        if data.meta.get("source_sha256") == sha256_file(source) and same:
+            return data
     prepare(source, out, vocab_size=vocab_size, progress=False, log=lambda *_: None, **kwargs)
     return load_data(out)
 
@@ -47,8 +46,8 @@ def chapter_checkpoint() -> Path:
     best = run / "best.safetensors"
     if best.exists():
         return best
-    from .config import get_preset
-    from .device import detect_device, resolve_preset
+    from .config import get_preset, resolve_preset
+    from .device import detect_device
     from .train import train
 
     print(f"no {best} yet (notebook 04 trains it); training a small stand-in for a minute...")

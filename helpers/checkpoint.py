@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 
 from . import tokenizer as tok
 from .atomic import atomic_path
-from .config import ModelConfig
+from .config import ModelConfig, RetiredOption, from_saved
 from .model import GPT
 
 FORMAT_VERSION = 1
@@ -113,7 +113,9 @@ def load(path: str | Path, device: str = "cpu", with_state: bool = False) -> Che
     path = resolve(path)
     meta = _read_header(path)
     try:
-        cfg = ModelConfig(**meta["model_config"])
+        cfg = from_saved(ModelConfig, meta["model_config"], path)
+    except RetiredOption as exc:
+        raise CheckpointError(str(exc)) from None
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: model config rejected ({exc})") from None
     enc = tok.from_dict(meta["tokenizer"])

@@ -9,10 +9,10 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, fields
+from dataclasses import fields, replace
 from pathlib import Path
 
-from . import config as C
+from . import config
 from . import paths
 
 EXIT_ERROR = 2
@@ -22,7 +22,7 @@ EXIT_ERROR = 2
 def _add_overrides(p: argparse.ArgumentParser, model: bool = True) -> None:
     """One flag per config field (--n-layer, --lr, ...), defaulting to the preset's value."""
     g = p.add_argument_group("overrides (default: the preset's value)")
-    classes = (C.ModelConfig, C.TrainConfig) if model else (C.TrainConfig,)
+    classes = (config.ModelConfig, config.TrainConfig) if model else (config.TrainConfig,)
     for cls in classes:
         for f in fields(cls):
             if f.name in ("vocab_size", "max_iters", "max_minutes"):
@@ -63,62 +63,72 @@ def _log(msg: str) -> None:
 
 # ---- subcommands -------------------------------------------------------------------------------
 def cmd_prepare(args) -> int:
-    from . import memmap, prepare, tokenizer as tok
+    from . import dataset, prepare
 
     encoding = None
     if args.tokenizer_from:
         encoding = _tokenizer_from(Path(args.tokenizer_from))
     vocab_size = args.vocab_size
     if vocab_size is None:
-        vocab_size = C.DEFAULT_VOCAB_SIZE
+        vocab_size = config.DEFAULT_VOCAB_SIZE
         if args.tokenizer == "bpe" and encoding is None and not args.quiet:
             _log(f"vocabulary {vocab_size:,} (the default: the fewest made-up words on the sample corpus); "
                  "--vocab-size changes it")
     out = prepare.prepare(args.input, args.out, fmt=args.format, separator=args.separator, column=args.column,
                           field=args.field, title=args.title, tokenizer=args.tokenizer, vocab_size=vocab_size,
                           val_fraction=args.val_fraction, encoding=encoding, progress=not args.quiet, log=_log)
-    data = memmap.load_data(out)
+    data = dataset.load_data(out)
     for split in ("train", "val"):
-        s = memmap.token_stats(data, split, top=8)
+        s = dataset.token_stats(data, split, top=8)
         print(f"{split:>5}: {s['documents']:,} documents, {s['characters']:,} characters, {s['bytes']:,} bytes, "
               f"{s['tokens']:,} tokens, {s['bytes_per_token']:.2f} bytes/token, {s['distinct_tokens']:,} distinct tokens")
-    s = memmap.token_stats(data, "train", top=8)
+    s = dataset.token_stats(data, "train", top=8)
     print("most frequent: " + ", ".join(f"{t} {c:,}" for t, c in s["most_frequent"]))
     print("least frequent: " + ", ".join(f"{t} {c:,}" for t, c in s["least_frequent"]))
-    print(f"tokenizer: {data.tokenizer.name} ({data.vocab_size:,} ids, fingerprint {tok.fingerprint(data.tokenizer)})")
+    print(f"tokenizer: {data.tokenizer.name} ({data.vocab_size:,} ids, fingerprint {data.fingerprint})")
     print(f"wrote {out}/train.bin, val.bin, meta.json, tokenizer.json\nnext: plotgpt train --data {out}")
     return 0
 
 
 def _tokenizer_from(path: Path):
     """A tokenizer from a tokenizer.json, a prepared data folder or a checkpoint."""
-    from . import checkpoint, tokenizer as tok
+    from . import checkpoint, tokenizer
 
     if path.is_dir() and (path / "tokenizer.json").exists():
-        return tok.load(path / "tokenizer.json")
+        return tokenizer.load(path / "tokenizer.json")
     if path.suffix == ".json":
-        return tok.load(path)
-    return tok.from_dict(checkpoint.read_info(checkpoint.resolve(path))["tokenizer"])
+        return tokenizer.load(path)
+    return tokenizer.from_dict(checkpoint.read_info(checkpoint.resolve(path))["tokenizer"])
 
 
 def cmd_train(args) -> int:
-    from . import checkpoint, train as T
-    from .device import detect_device, resolve_preset
+    from . import checkpoint
+    from .device import detect_device
+    from .run import RunFolder
 
     data_dir = _data_dir(args.data)
     out = Path(args.out) if args.out else paths.checkpoints_root() / f"{data_dir.name}-{args.preset}"
-    overrides = _overrides(args, C.MODEL_FIELDS | C.TRAIN_FIELDS)
-    preset = resolve_preset(args.preset, detect_device(args.device), args.dtype or "auto")
-    if preset != args.preset:
-        _log(f"preset {args.preset} -> {preset}: this run trains in float32 on a CPU (bf16 needs AVX512-BF16, AMX or "
-             f"Arm BF16), where the smaller {preset} shape learns more in the same minutes")
-    model_cfg, train_cfg = C.get_preset(preset, **overrides)
-    if args.resume:
-        last = T.newest_resumable(out)
-        if last is not None:  # continue with the run's own settings; flags given now still win
-            saved = checkpoint.read_info(last)["info"]["train_config"]
-            train_cfg = C.TrainConfig(**{**saved, **_overrides(args, C.TRAIN_FIELDS)})
+    last = RunFolder(out).newest_resumable() if args.resume else None
+    if last is not None:  # the run's own settings, with the flags given now applied (a new shape is refused)
+        meta = checkpoint.read_info(last)
+        saved_model = config.from_saved(config.ModelConfig, meta["model_config"], last)
+        model_cfg = replace(saved_model, **_overrides(args, config.MODEL_FIELDS))
+        train_cfg = replace(config.from_saved(config.TrainConfig, meta["info"]["train_config"], last),
+                            **_overrides(args, config.TRAIN_FIELDS))
+    else:
+        preset = config.resolve_preset(args.preset, detect_device(args.device), args.dtype or "auto")
+        if preset != args.preset:
+            _log(f"preset {args.preset} -> {preset}: this run trains in float32 on a CPU (bf16 needs AVX512-BF16, "
+                 f"AMX or Arm BF16), where the smaller {preset} shape learns more in the same minutes")
+        model_cfg, train_cfg = config.get_preset(preset, **_overrides(args, config.MODEL_FIELDS | config.TRAIN_FIELDS))
     return _run_training(data_dir, model_cfg, train_cfg, out, args, resume=args.resume)
+
+
+# A fresh, gentler schedule for fine-tuning (chapter 5 measures it): a tenth of the original peak lr, a
+# short warmup, no average of the weights, and evaluations often enough that patience stops it once a
+# small corpus starts to be learned by heart (best.safetensors keeps the best step).
+FINETUNE = {"warmup_iters": 10, "max_iters": 500, "eval_interval": 20, "patience": 3, "ema_decay": 0.0}
+FINETUNE_LR_SCALE = 0.1
 
 
 def cmd_finetune(args) -> int:
@@ -126,34 +136,30 @@ def cmd_finetune(args) -> int:
 
     ck = checkpoint.load(_checkpoint_path(args.checkpoint))
     data_dir = _data_dir(args.data)
-    base = C.TrainConfig(**ck.info["train_config"]) if "train_config" in ck.info else C.TrainConfig()
-    # A fresh, gentler schedule (chapter 5 measures it): a tenth of the original peak lr, a short warmup,
-    # no average of the weights, and evaluations often enough that patience stops it once a small
-    # corpus starts to be learned by heart (best.safetensors keeps the best step).
-    defaults = {"lr": base.lr / 10, "warmup_iters": 10, "max_iters": 500, "eval_interval": 20, "patience": 3,
-                "ema_decay": 0.0}
-    train_cfg = C.TrainConfig(**{**asdict(base), **defaults, **_overrides(args, C.TRAIN_FIELDS)})
+    saved = ck.info.get("train_config")
+    base = config.from_saved(config.TrainConfig, saved, ck.path) if saved else config.TrainConfig()
+    train_cfg = replace(base, lr=base.lr * FINETUNE_LR_SCALE, **FINETUNE)
+    train_cfg = replace(train_cfg, **_overrides(args, config.TRAIN_FIELDS))
     run_name = ck.path.parent.name if ck.path.parent != Path(".") else ck.path.stem
     out = Path(args.out) if args.out else paths.checkpoints_root() / f"{run_name}-ft-{data_dir.name}"
-    return _run_training(data_dir, ck.config, train_cfg, out, args, resume=args.resume, init_from=ck)
+    return _run_training(data_dir, None, train_cfg, out, args, resume=args.resume, init_from=ck)
 
 
 def _run_training(data_dir, model_cfg, train_cfg, out, args, resume=False, init_from=None) -> int:
-    from . import distributed, memmap, plots, prepare, train as T
+    from . import dataset, distributed, plots, prepare, train
 
     if args.max_iters is not None:
-        train_cfg = C.TrainConfig(**{**asdict(train_cfg), "max_iters": args.max_iters})
+        train_cfg = replace(train_cfg, max_iters=args.max_iters)
     if args.max_minutes is not None:
-        train_cfg = C.TrainConfig(**{**asdict(train_cfg), "max_minutes": args.max_minutes})
-        if args.max_iters is None:
-            # A budget given alone is the whole budget: the preset's step count would otherwise end a
-            # fast machine's run early (the cosine follows whichever of steps or time is further along).
-            train_cfg = C.TrainConfig(**{**asdict(train_cfg), "max_iters": C.UNTIL_BUDGET})
-    data = memmap.load_data(data_dir)
+        # A budget given alone is the whole budget: the preset's step count would otherwise end a fast
+        # machine's run early (the cosine follows whichever of steps or time is further along).
+        train_cfg = replace(train_cfg, max_minutes=args.max_minutes,
+                            max_iters=config.UNTIL_BUDGET if args.max_iters is None else train_cfg.max_iters)
+    data = dataset.load_data(data_dir)
     prepare.check_writable(Path(out))
     t0 = time.time()
-    result = T.train(data, model_cfg, train_cfg, out, resume=resume, overwrite=args.overwrite, init_from=init_from,
-                     device=args.device, progress=not args.quiet, log=_log)
+    result = train.train(data, model_cfg, train_cfg, out, resume=resume, overwrite=args.overwrite,
+                         init_from=init_from, device=args.device, progress=not args.quiet, log=_log)
     if distributed.launched_rank() != 0:  # torchrun: rank 0 reports for everyone
         return 0
     png = plots.save_loss_plot(result.history, Path(out) / "loss.png", title=f"{Path(out).name}")
@@ -193,26 +199,21 @@ def cmd_generate(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from . import checkpoint, evaluate as E, memmap, runfolder, sample
-    from .device import autocast, detect_device, pick_dtype
+    from . import checkpoint, dataset, evaluate, sample
+    from .device import detect_device
 
     device = detect_device(args.device)
     ck = checkpoint.load(_checkpoint_path(args.checkpoint), device=device)
     data_arg = args.data or ck.info.get("data", {}).get("path")
-    data = memmap.load_data(_data_dir(data_arg if data_arg and Path(data_arg).exists() else None))
-    runfolder.check_tokenizer(ck.tokenizer, data, ck.path)
-    ctx = autocast(device, pick_dtype(device))
-    full = E.full_loss(ck.model, data, "val", device=device, ctx=ctx)
+    data = dataset.load_data(_data_dir(data_arg if data_arg and Path(data_arg).exists() else None))
     texts = sample.generate(ck, args.prompt or [""], args.num_samples, _settings(args))
-    report = {"checkpoint": str(ck.path), "data": str(data.path), "val_loss": full["loss"], "val_bpb": full["bpb"],
-              "val_tokens": full["tokens"],
-              **E.judge_samples(texts, E.NoveltyIndex("\n".join(memmap.documents(data, "train"))))}
+    report = evaluate.report(ck, data, texts, device)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"checkpoint {ck.path} on {data.path} (val: {full['tokens']:,} tokens)\n"
-          f"  val loss        {full['loss']:.4f} nats/token\n"
-          f"  val bits/byte   {full['bpb']:.4f}\n"
+    print(f"checkpoint {ck.path} on {data.path} (val: {report['val_tokens']:,} tokens)\n"
+          f"  val loss        {report['val_loss']:.4f} nats/token\n"
+          f"  val bits/byte   {report['val_bpb']:.4f}\n"
           f"  repetition      {report['repetition_4gram']:.1%} of word 4-grams repeat within a sample "
           f"({len(texts)} samples)\n"
           f"  novelty         {report['copied_8gram_share']:.1%} of word 8-grams appear verbatim in the training text\n"
@@ -241,7 +242,7 @@ def cmd_download(args) -> int:
     out = Path(args.out) if args.out else paths.root() / "data" / "downloads"
     path = download.fetch_dataset(args.dataset, out, url=args.url, sha256=args.sha256, progress=not args.quiet,
                                   force=args.force)
-    print(f"{path} ({path.stat().st_size:,} bytes, sha256 {download.sha256_file(path)})\n"
+    print(f"{path} ({path.stat().st_size:,} bytes, sha256 {paths.sha256_file(path)})\n"
           f"next: plotgpt prepare {path} --format cmu")
     return 0
 
@@ -251,7 +252,7 @@ def cmd_bench(args) -> int:
     import torch
 
     from . import bench
-    from .device import detect_device, resolve_preset
+    from .device import detect_device
 
     if args.minutes <= 0 or (args.threads is not None and args.threads < 1):
         raise ValueError("--minutes must be positive and --threads at least 1")
@@ -259,7 +260,7 @@ def cmd_bench(args) -> int:
     if args.threads or not gpu:
         torch.set_num_threads(args.threads or 2)
     # CPUs with and without bf16 hardware get their own result files (and presets): cpu / cpu-fp32
-    name = args.name or ("gpu" if gpu else resolve_preset("cpu"))
+    name = args.name or ("gpu" if gpu else config.resolve_preset("cpu"))
     bench.run(Path(args.out), name, do_throughput=args.only != "quality", do_quality=args.only != "throughput",
               minutes=args.minutes, steps=args.steps, log=_log)
     print(f"next: open {Path(args.out) / (name + '.md')}, or rebuild the book (make book) to see it on the "
@@ -267,12 +268,39 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .corpus import DEFAULT_SEPARATOR, FORMATS
+def _training_args(sp, model: bool) -> None:
+    sp.add_argument("--data", help="prepared data folder (default: the newest under data/prepared)")
+    sp.add_argument("--max-iters", type=int, help="optimizer steps")
+    sp.add_argument("--max-minutes", type=float,
+                    help="budget of training time (evaluations not counted); the schedule fits itself to it, "
+                         "and without --max-iters only the budget ends the run")
+    sp.add_argument("--out", help="run folder for checkpoints and logs")
+    sp.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    sp.add_argument("--overwrite", action="store_true", help="replace a finished run in --out instead of refusing")
+    sp.add_argument("--device", help="cuda, mps or cpu (default: detected)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_overrides(sp, model=model)
+
+
+def _sampling_args(sp, num_samples: int) -> None:
     from .sample import SampleSettings
 
-    p = argparse.ArgumentParser(prog="plotgpt", description="Train a small GPT on one narrow domain (movie plots).")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sp.add_argument("--checkpoint", help="checkpoint file or run folder (default: the newest run's best)")
+    sp.add_argument("--prompt", action="append", help="how the text begins (repeat for several prompts)")
+    sp.add_argument("--num-samples", type=int, default=num_samples, help="samples per prompt (default %(default)s)")
+    d = SampleSettings()  # the defaults live there, shared with the notebooks and the panel
+    sp.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="default %(default)s")
+    sp.add_argument("--temperature", type=float, default=d.temperature, help="default %(default)s")
+    sp.add_argument("--top-k", type=int, default=d.top_k or 0, help="0 disables (default %(default)s)")
+    sp.add_argument("--top-p", type=float, default=d.top_p, help="nucleus sampling, e.g. 0.9 (default %(default)s)")
+    sp.add_argument("--repetition-penalty", type=float, default=1.0, help="e.g. 1.2 (default off)")
+    sp.add_argument("--greedy", action="store_true", help="always take the most likely token")
+    sp.add_argument("--seed", type=int, help="for reproducible samples")
+    sp.add_argument("--device", help="cuda, mps or cpu (default: detected)")
+
+
+def _add_prepare(sub) -> None:
+    from .corpus import DEFAULT_SEPARATOR, FORMATS
 
     sp = sub.add_parser("prepare", help="corpus -> tokenizer -> train.bin/val.bin memmaps")
     sp.add_argument("input", help="a text file, a folder of .txt files, a CSV, a JSONL file, or the CMU archive")
@@ -286,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tokenizer", choices=("bpe", "gpt2"), default="bpe",
                     help="bpe: train a domain BPE here (offline); gpt2: tiktoken's GPT-2 BPE (default %(default)s)")
     sp.add_argument("--vocab-size", type=int,
-                    help=f"domain BPE vocabulary (default {C.DEFAULT_VOCAB_SIZE}, on every machine)")
+                    help=f"domain BPE vocabulary (default {config.DEFAULT_VOCAB_SIZE}, on every machine)")
     sp.add_argument("--tokenizer-from", metavar="PATH",
                     help="reuse a tokenizer: a tokenizer.json, a prepared folder or a checkpoint (for fine-tuning)")
     sp.add_argument("--val-fraction", type=float, default=0.1, help="last share of documents for val (default 0.1)")
@@ -294,54 +322,35 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_prepare)
 
-    def training_args(sp, model: bool):
-        sp.add_argument("--data", help="prepared data folder (default: the newest under data/prepared)")
-        sp.add_argument("--max-iters", type=int, help="optimizer steps")
-        sp.add_argument("--max-minutes", type=float,
-                        help="budget of training time (evaluations not counted); the schedule fits itself to it, "
-                             "and without --max-iters only the budget ends the run")
-        sp.add_argument("--out", help="run folder for checkpoints and logs")
-        sp.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
-        sp.add_argument("--overwrite", action="store_true", help="replace a finished run in --out instead of refusing")
-        sp.add_argument("--device", help="cuda, mps or cpu (default: detected)")
-        sp.add_argument("--quiet", action="store_true", help="no progress bar")
-        _add_overrides(sp, model=model)
 
+def _add_training(sub) -> None:
     sp = sub.add_parser("train", help="train a GPT on prepared data")
-    sp.add_argument("--preset", default="cpu", choices=list(C.PRESETS),
-                    help="; ".join(f"{k}: {v.description}" for k, v in C.PRESETS.items()) + " (default cpu)")
-    training_args(sp, model=True)
+    sp.add_argument("--preset", default="cpu", choices=list(config.PRESETS),
+                    help="; ".join(f"{k}: {v.description}" for k, v in config.PRESETS.items()) + " (default cpu)")
+    _training_args(sp, model=True)
     sp.set_defaults(func=cmd_train)
 
     sp = sub.add_parser("finetune", help="continue training a checkpoint on another corpus (fresh schedule)")
     sp.add_argument("--checkpoint", help="checkpoint file or run folder (default: the newest run)")
-    training_args(sp, model=False)
+    _training_args(sp, model=False)
     sp.set_defaults(func=cmd_finetune)
 
-    def sampling_args(sp, num_samples: int):
-        sp.add_argument("--checkpoint", help="checkpoint file or run folder (default: the newest run's best)")
-        sp.add_argument("--prompt", action="append", help="how the text begins (repeat for several prompts)")
-        sp.add_argument("--num-samples", type=int, default=num_samples, help="samples per prompt (default %(default)s)")
-        d = SampleSettings()  # the defaults live there, shared with the notebooks and the panel
-        sp.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="default %(default)s")
-        sp.add_argument("--temperature", type=float, default=d.temperature, help="default %(default)s")
-        sp.add_argument("--top-k", type=int, default=d.top_k or 0, help="0 disables (default %(default)s)")
-        sp.add_argument("--top-p", type=float, default=d.top_p, help="nucleus sampling, e.g. 0.9 (default %(default)s)")
-        sp.add_argument("--repetition-penalty", type=float, default=1.0, help="e.g. 1.2 (default off)")
-        sp.add_argument("--greedy", action="store_true", help="always take the most likely token")
-        sp.add_argument("--seed", type=int, help="for reproducible samples")
-        sp.add_argument("--device", help="cuda, mps or cpu (default: detected)")
 
+def _add_sampling(sub) -> None:
     sp = sub.add_parser("generate", help="write new plots with a trained model")
-    sampling_args(sp, 3)
+    _sampling_args(sp, 3)
     sp.add_argument("--out", help="also write the samples to this file (=== between them)")
     sp.set_defaults(func=cmd_generate)
 
     sp = sub.add_parser("evaluate", help="val loss, bits per byte, repetition and novelty of samples")
-    sampling_args(sp, 5)
+    _sampling_args(sp, 5)
     sp.add_argument("--data", help="prepared data (default: the checkpoint's own)")
     sp.add_argument("--json", action="store_true", help="print a JSON report")
     sp.set_defaults(func=cmd_evaluate)
+
+
+def _add_tools(sub) -> None:
+    from .corpus import DEFAULT_SEPARATOR, FORMATS
 
     sp = sub.add_parser("bench", help="throughput against baseline loops, and plots-bench v1 quality")
     sp.add_argument("--only", choices=("throughput", "quality"), help="run one part (default: both)")
@@ -369,6 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--force", action="store_true", help="download again even if present")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_download)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="plotgpt", description="Train a small GPT on one narrow domain (movie plots).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_prepare, _add_training, _add_sampling, _add_tools):
+        add(sub)
     return p
 
 

@@ -186,20 +186,30 @@ def _lines(path: Path) -> Iterator[str]:
                 buf, size, n = [], 0, n + 1
 
 
+class _Buffer:
+    """The document being assembled from pieces of text."""
+
+    def __init__(self):
+        self.parts: list[str] = []
+        self.size = 0
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+        self.size += len(text)
+
+    def flush(self) -> str:
+        doc = "".join(self.parts)
+        self.parts, self.size = [], 0
+        return doc
+
+
 def _txt_docs(path: Path, separator: str, max_chars: int = MAX_DOC_CHARS, on_cut=None) -> Iterator[str]:
     blank_mode = separator.strip().lower() in ("", "blank")
     inline = separator == EOT_MARKER
     sep = separator.strip()
-    buf: list[str] = []
-    size = 0
+    buf = _Buffer()
     line, long_line = "", False  # the line being assembled from pieces; whether it is past 4 kB
     carry = ""  # inline mode: the end of a piece that may be the start of a split marker
-
-    def flush():
-        nonlocal buf, size
-        doc = "".join(buf)
-        buf, size = [], 0
-        return doc
 
     for piece in _pieces(path):
         if inline:
@@ -210,15 +220,13 @@ def _txt_docs(path: Path, separator: str, max_chars: int = MAX_DOC_CHARS, on_cut
                     piece, carry = piece[:-k], piece[-k:]
             parts = piece.split(sep)
             for part in parts[:-1]:
-                buf.append(part)
-                yield flush()
-            buf.append(parts[-1])
-            size += len(parts[-1])
+                buf.add(part)
+                yield buf.flush()
+            buf.add(parts[-1])
         else:
             for part in _split_lines(piece):
                 if long_line:  # the rest of a line already known to be text
-                    buf.append(part)
-                    size += len(part)
+                    buf.add(part)
                     long_line = not part.endswith("\n")
                     continue
                 line += part
@@ -227,28 +235,26 @@ def _txt_docs(path: Path, separator: str, max_chars: int = MAX_DOC_CHARS, on_cut
                         if line.strip() in ("", sep):  # clean() drops the spaces anyway
                             line = line.strip() + " "
                         else:
-                            buf.append(line)
-                            size += len(line)
+                            buf.add(line)
                             line, long_line = "", True
                     continue
                 stripped = line.strip()
                 if (blank_mode and not stripped) or (not blank_mode and stripped == sep):
-                    if buf:
-                        yield flush()
+                    if buf.parts:
+                        yield buf.flush()
                 else:
-                    buf.append(line)
-                    size += len(line)
+                    buf.add(line)
                 line = ""
-        if size > max_chars:  # a runaway document: cut it at whitespace into bounded pieces
-            *done, rest = cut_at_whitespace(flush(), max_chars)
+        if buf.size > max_chars:  # a runaway document: cut it at whitespace into bounded pieces
+            *done, rest = cut_at_whitespace(buf.flush(), max_chars)
             for doc in done:
                 if on_cut is not None:
                     on_cut()
                 yield doc
-            buf, size = [rest], len(rest)
-    buf.append(carry)
-    if any(buf):
-        yield flush()
+            buf.add(rest)
+    buf.add(carry)
+    if any(buf.parts):
+        yield buf.flush()
 
 
 def _csv_docs(path: Path, column: str, title_column: str | None) -> Iterator[str]:

@@ -83,19 +83,6 @@ def pick_dtype(device: str, requested: str = "auto") -> torch.dtype:
     return torch.float32
 
 
-def resolve_preset(name: str, device: str = "cpu", dtype: str = "auto") -> str:
-    """The preset to train for `name` here: `cpu` means `cpu-fp32` on a CPU that would train in
-    float32 (no bf16 hardware, or --dtype float32).
-
-    Why two: bf16 hardware gives the same CPU 2.5x the tokens in a time budget (measured, the
-    Performance page), and with more tokens a bigger, more regularised model wins; in float32 a
-    smaller, faster one does. Every other name is returned as it is.
-    """
-    if name == "cpu" and device == "cpu" and pick_dtype(device, dtype) == torch.float32:
-        return "cpu-fp32"
-    return name
-
-
 @functools.lru_cache(maxsize=None)  # it runs the compiler once to ask; the answer holds for the process
 def compile_problem(device: str) -> str | None:
     """Why `torch.compile` cannot work here, in one line, or None where it can.

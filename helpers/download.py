@@ -13,6 +13,7 @@ from pathlib import Path
 import requests
 from tqdm.auto import tqdm
 
+from . import paths
 from .atomic import atomic_path
 
 
@@ -36,14 +37,6 @@ DATASETS = {
 
 class DownloadError(RuntimeError):
     """A download that failed, was cut short, or does not match its checksum."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def download(url: str, dest: str | Path, *, sha256: str | None = None, min_bytes: int = 0,
@@ -95,7 +88,7 @@ def fetch_dataset(name: str, out_dir: str | Path, url: str | None = None, sha256
     dest = Path(out_dir) / ds.filename
     recorded = dest.parent / (dest.name + ".sha256")
     if dest.exists() and not force:
-        if recorded.exists() and recorded.read_text().split()[0] == sha256_file(dest):
+        if recorded.exists() and recorded.read_text().split()[0] == paths.sha256_file(dest):
             return dest  # already here and unchanged since it was verified
     return download(url or ds.url, dest, sha256=sha256 or ds.sha256, min_bytes=ds.min_bytes if not url else 0,
                     progress=progress)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .memmap import PreparedData, get_batch
+from .dataset import PreparedData, get_batch
 
 
 @torch.no_grad()
@@ -186,3 +186,15 @@ def judge_samples(texts: list[str], index: NoveltyIndex) -> dict:
             "longest_copied_text": longest["longest_copied_text"],
             "made_up_word_rate": made_up["made_up_rate"], "lowercase_words": made_up["words"],
             "made_up_examples": made_up["examples"][:20]}
+
+
+def report(ck, data: PreparedData, texts: list[str], device: str) -> dict:
+    """`plotgpt evaluate`'s report: the full val loss of a checkpoint and every yardstick of its samples,
+    judged against the text it was trained on."""
+    from .device import autocast, pick_dtype
+
+    data.check_tokenizer(ck.tokenizer, ck.path)
+    full = full_loss(ck.model, data, "val", device=device, ctx=autocast(device, pick_dtype(device)))
+    return {"checkpoint": str(ck.path), "data": str(data.path), "val_loss": full["loss"], "val_bpb": full["bpb"],
+            "val_tokens": full["tokens"],
+            **judge_samples(texts, NoveltyIndex("\n".join(data.documents("train"))))}

@@ -1,10 +1,8 @@
 """GPT-2 as in minGPT / nanoGPT: pre-LN blocks, causal self-attention, GELU MLP, learned
 positions, tied input/output embeddings. Taught in notebooks 02 (attention) and 03 (blocks).
-Later ideas are options of ModelConfig: rotary positions (`pos_emb="rope"`), the squared-ReLU
-MLP (`mlp="relu2"`; both in the cpu-fp32 preset), QK-norm (`qk_norm`), a logit soft-cap
-(`logit_softcap`), embedding dropout (`embed_dropout`), stochastic depth (`drop_path`) and
-residual projections that start at zero (`zero_init_proj`); the Performance page has what each did
-on plots-bench.
+Two later ideas are options of ModelConfig, both in the cpu and cpu-fp32 presets: rotary positions
+(`pos_emb="rope"`) and the squared-ReLU MLP (`mlp="relu2"`). The CPU kernels it runs on (cheap
+dropout masks, a written-out backward for relu^2 and the loss) are in helpers/kernels.py.
 
 Shapes: B = batch, T = time (tokens), C = n_embd, nh = n_head, hs = C // nh, V = vocab.
 """
@@ -18,69 +16,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from .config import ModelConfig
-
-
-def dropout_mask(shape: torch.Size, p: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A dropout mask already scaled: 0 with probability p, else 1 / (1 - p).
-
-    Why not F.dropout on CPU: its Bernoulli sampler draws one random number per element and was
-    28 % of a bf16 training step here. This draws 64 random bits per 4 elements from torch's own
-    generator (so a seeded run, and its resume, stay exact) and compares 16 bits each: p is
-    honoured to 1/65536.
-    """
-    n = math.prod(shape)
-    bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
-    bits = bits.view(torch.int16)[:n].view(shape)
-    drop = round(p * 65536)  # int16 values below -32768 + drop are dropped: probability drop / 65536
-    return (bits >= -32768 + drop).to(dtype).mul_(65536 / (65536 - drop))
-
-
-def hashed_dropout_mask(shape: torch.Size, p: float, dtype: torch.dtype, device: torch.device,
-                        seed: torch.Tensor | None = None) -> torch.Tensor:
-    """`dropout_mask` for compiled graphs: one random number per call, the rest a hash of the index.
-
-    Why: in a graph compiled for a CPU, the compiler's random numbers are drawn one element at a time
-    (Philox, not vectorised): dropout 0.1 on all activations took a compiled bf16 step of the `cpu`
-    preset from 104 to 154 ms on 2 Xeon cores (the Performance page). A hash of the element's index
-    is plain integer arithmetic, which the compiler vectorises and fuses into the multiply: 0.53 ms
-    per million bf16 elements against 4.2 for F.dropout, compiled.
-
-    The hash is murmur3's 32-bit finaliser (fmix32) of a Weyl sequence, i * 0x9E3779B1 + seed (mod
-    2^32), SplitMix-style: every output bit depends on every input bit, so neighbouring elements are
-    independent. The seed comes from torch's generator (in a graph, the compiler's draw from it), so
-    seeded runs and their resumes stay exact. Two calls' masks are the same stream at an offset of
-    random length. int32 arithmetic wraps, and torch's >> on int32 copies the sign bit, so each shift
-    is masked to a logical one.
-    """
-    n = math.prod(shape)
-    if seed is None:  # (1,) int32
-        seed = torch.randint(-2**31, 2**31 - 1, (1,), dtype=torch.int32, device=device)
-    h = torch.arange(n, dtype=torch.int32, device=device).view(shape) * -1640531535 + seed  # 0x9E3779B1
-    h = (h ^ ((h >> 16) & 0xFFFF)) * -2048144789  # 0x85EBCA6B
-    h = (h ^ ((h >> 13) & 0x7FFFF)) * -1028477387  # 0xC2B2AE35
-    h = h ^ ((h >> 16) & 0xFFFF)  # uniform over int32
-    drop = round(p * 2**32)  # values below -2^31 + drop are dropped: probability drop / 2^32
-    return (h >= -2**31 + drop).to(dtype).mul_(2**32 / (2**32 - drop))
-
-
-class Dropout(nn.Module):
-    """nn.Dropout with the cheap masks on CPU (`dropout_mask`, `hashed_dropout_mask` when compiled);
-    the fused kernel elsewhere."""
-
-    def __init__(self, p: float = 0.0):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        if x.device.type != "cpu":
-            return F.dropout(x, self.p, training=True)
-        mask = hashed_dropout_mask if torch.compiler.is_compiling() else dropout_mask
-        return x * mask(x.shape, self.p, x.dtype, x.device)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+from .kernels import Dropout, ReLU2, TokenLoss
 
 
 class Rotary(nn.Module):
@@ -108,7 +44,7 @@ class Rotary(nn.Module):
 class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.n_head, self.n_embd, self.dropout, self.qk_norm = cfg.n_head, cfg.n_embd, cfg.dropout, cfg.qk_norm
+        self.n_head, self.n_embd, self.dropout = cfg.n_head, cfg.n_embd, cfg.dropout
         self.rotary = Rotary(cfg.n_embd // cfg.n_head, cfg.block_size) if cfg.pos_emb == "rope" else None
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)  # q, k, v in one matmul
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
@@ -138,8 +74,6 @@ class CausalSelfAttention(nn.Module):
         q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        if self.qk_norm:  # unit-RMS queries and keys: the logits' scale cannot run away, so a higher lr is safe
-            q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))
         if self.rotary is not None:  # positions enter here, as rotations of q and k
             q, k = self.rotary(q), self.rotary(k)
         if self.use_explicit(q):
@@ -156,45 +90,6 @@ class CausalSelfAttention(nn.Module):
                                                dropout_p=self.dropout if self.training else 0.0)  # (B, nh, T, hs)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # re-assemble the heads side by side
         return self.resid_dropout(self.c_proj(y))
-
-
-class _ReLU2Fn(torch.autograd.Function):
-    """relu(x)^2 with a two-kernel backward. Written as F.relu(x).square(), autograd runs three
-    elementwise kernels backwards (square's two and relu's mask) over the (B, T, 4C) activation;
-    that version measured 13 % slower than GELU per CPU step (round 3), this one faster (round 5)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        r = F.relu(x)
-        ctx.save_for_backward(r)
-        return r * r
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (r,) = ctx.saved_tensors
-        return torch.mul(grad, r).mul_(2.0)  # d/dx relu(x)^2 = 2 relu(x)
-
-
-class ReLU2(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _ReLU2Fn.apply(x)
-
-
-class _SoftcapFn(torch.autograd.Function):
-    """cap * tanh(x / cap) over the (B, T, V) logits, the largest activation of a small model, with
-    its derivative written from the saved tanh: 1 - tanh^2. (Against autograd's own chain it
-    measured 4 % against 11 % slower than no cap, in single 12-step measurements: within noise.)"""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, cap: float) -> torch.Tensor:
-        t = torch.tanh(x / cap)
-        ctx.save_for_backward(t)
-        return t * cap
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (t,) = ctx.saved_tensors
-        return grad * (1.0 - t * t), None  # d/dx cap tanh(x / cap) = 1 - tanh^2
 
 
 class MLP(nn.Module):
@@ -219,63 +114,10 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(cfg)
         self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.mlp = MLP(cfg)
-        self.drop_path = cfg.drop_path
-
-    def branch(self, y: torch.Tensor) -> torch.Tensor:
-        """Stochastic depth (Huang et al. 2016, DeiT's drop_path): in training, each sequence skips
-        this branch with chance p and the others scale it by 1 / (1 - p). One random number per
-        sequence, so unlike dropout it costs nothing measurable."""
-        if not self.training or self.drop_path == 0.0:
-            return y
-        return y * dropout_mask((y.size(0), 1, 1), self.drop_path, y.dtype, y.device)  # (B, T, C) * (B, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.branch(self.attn(self.ln_1(x)))
-        return x + self.branch(self.mlp(self.ln_2(x)))
-
-
-class _CrossEntropyFn(torch.autograd.Function):
-    """Mean cross-entropy with its gradient written out: softmax(x) - onehot(t), over N.
-
-    For compiled CPU graphs. Compiled from F.cross_entropy, the backward builds the one-hot from
-    int64 comparisons of every logit's column index with its row's target (eight AVX-512 registers
-    per 32 bf16 logits) and sums that one-hot back over the vocabulary; here it is one fused pass
-    with int32 comparisons. Forward and backward of the `cpu` preset's (3072, 2048) logits: 4.3
-    against 7.1 ms compiled on 2 Xeon cores (the Performance page). All targets must be valid ids
-    (no ignore_index): the training data has no padding.
-    """
-
-    @staticmethod
-    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # (N, V), (N,) -> ()
-        x = logits.float()
-        lse = torch.logsumexp(x, dim=-1)  # (N,)
-        ctx.save_for_backward(logits, targets, lse)
-        return (lse - x.gather(1, targets[:, None]).squeeze(1)).mean()
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        logits, targets, lse = ctx.saved_tensors
-        scale = grad / logits.size(0)  # d mean / d row
-        # int32 ids: a compare of 16 per AVX-512 register where int64 took two (one fused pass, no scatter)
-        hit = torch.arange(logits.size(1), dtype=torch.int32, device=logits.device) == targets.int()[:, None]  # (N, V)
-        g = (torch.exp(logits.float() - lse[:, None]) - hit.float()) * scale  # (softmax - onehot) / N
-        return g.to(logits.dtype), None
-
-
-class TokenLoss(nn.Module):
-    """Mean cross-entropy of (N, V) logits against (N,) targets, in float32 whatever the autocast dtype.
-
-    A module of its own so that `helpers.device.maybe_compile` can compile it with the blocks: eagerly
-    its backward is three passes over the (B*T, V) logits (zero-fill, scatter, log-softmax's
-    backward); compiled, fused kernels. On 2 Xeon cores the eager loss was ~20 ms of the `cpu`
-    preset's ~110 ms step, compiled ~6 ms, and ~5 ms with the gradient written out for the compiler
-    (`_CrossEntropyFn`, used in compiled CPU graphs only; eagerly it is slower, on a GPU unmeasured).
-    """
-
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        if logits.device.type == "cpu" and torch.compiler.is_compiling():
-            return _CrossEntropyFn.apply(logits, targets)
-        return F.cross_entropy(logits.float(), targets)
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
 
 
 class GPT(nn.Module):
@@ -298,10 +140,7 @@ class GPT(nn.Module):
         # GPT-2: scale the residual projections so the stream's variance does not grow with depth.
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
-                if cfg.zero_init_proj:  # every block starts as the identity; gradients still reach c_proj
-                    nn.init.zeros_(p)
-                else:
-                    nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layer))
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -319,21 +158,9 @@ class GPT(nn.Module):
             n -= sum(t.weight.numel() for k, t in self.transformer.items() if k in ("wte", "wpe"))
         return n
 
-    def softcap(self, logits: torch.Tensor) -> torch.Tensor:
-        """Squash logits smoothly into (-cap, cap) when logit_softcap > 0: no token can grow
-        overconfident, which held back overfitting in Gemma 2 and the nanoGPT speedruns."""
-        cap = self.config.logit_softcap
-        return _SoftcapFn.apply(logits, cap) if cap > 0 else logits
-
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
         """Token ids (B, T) -> the residual stream's input (B, T, C)."""
         x = self.transformer.wte(idx)  # (B, T, C)
-        if self.training and self.config.embed_dropout > 0:
-            # Embedding dropout (Gal & Ghahramani 2016, AWD-LSTM): a dropped token type loses its row
-            # everywhere in the batch, so the model must also read each token from its context. One
-            # random draw per vocabulary entry: nearly free, unlike dropout on every activation.
-            keep = dropout_mask((self.config.vocab_size,), self.config.embed_dropout, x.dtype, x.device)  # (V,)
-            x = x * keep[idx].unsqueeze(-1)  # (B, T, C) * (B, T, 1)
         if "wpe" in self.transformer:
             x = x + self.transformer.wpe(torch.arange(idx.shape[1], device=idx.device))  # + (T, C), broadcast over B
         return self.transformer.drop(x)
@@ -348,8 +175,8 @@ class GPT(nn.Module):
         x = self.transformer.ln_f(x)
         if targets is None:
             # Inference: only the last position's logits are needed, saving a (T x V) matmul.
-            return self.softcap(self.lm_head(x[:, [-1], :])), None  # (B, 1, V)
-        logits = self.softcap(self.lm_head(x))  # (B, T, V)
+            return self.lm_head(x[:, [-1], :]), None  # (B, 1, V)
+        logits = self.lm_head(x)  # (B, T, V)
         loss = self.loss(logits.view(-1, logits.size(-1)), targets.reshape(-1))
         return logits, loss
 

@@ -6,6 +6,7 @@ CLI from the repo root, the notebooks from notebooks/); else the current directo
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -45,3 +46,15 @@ def newest_run() -> Path | None:
     if not runs:
         return None
     return max(runs, key=lambda p: max(f.stat().st_mtime for f in p.glob("*.safetensors")))
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file (of its sorted .txt files' hashes, for a folder), read 1 MB at a time."""
+    path = Path(path)
+    if path.is_dir():
+        return hashlib.sha256(b"".join(bytes.fromhex(sha256_file(f)) for f in sorted(path.rglob("*.txt")))).hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import itertools
 import json
 import os
@@ -16,18 +15,7 @@ from . import corpus, paths
 from . import tokenizer as tok
 from .atomic import atomic_path, atomic_write_text, disk_errors
 from .config import DEFAULT_VOCAB_SIZE
-from .memmap import META_VERSION, TokenWriter, load_data
-
-
-def source_sha256(path: Path) -> str:
-    """sha256 of the source file (of the sorted files' hashes, for a folder)."""
-    if path.is_dir():
-        return hashlib.sha256(b"".join(bytes.fromhex(source_sha256(f)) for f in sorted(path.rglob("*.txt")))).hexdigest()
-    h = hashlib.sha256()
-    with open(path, "rb") as fp:
-        for chunk in iter(lambda: fp.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+from .dataset import META_VERSION, TokenWriter, load_data
 
 
 def default_out(source: Path) -> Path:
@@ -82,6 +70,31 @@ def prepare(source: str | Path, out: str | Path | None = None, *, fmt: str | Non
         return corpus.read_documents(source, fmt, separator=separator, column=column, field=field, title=title,
                                      on_cut=on_cut)
 
+    n_docs, n_chars = _count(docs, source, separator, progress, log)
+    n_train, n_val = corpus.split_counts(n_docs, val_fraction)
+    log(f"read {n_docs:,} documents from {source}: {n_train:,} train, {n_val:,} val (split by document, in file order)")
+
+    enc = _tokenizer(encoding, tokenizer, vocab_size, itertools.islice(docs(), n_train), n_chars, log)
+
+    stats = _encode(docs(), enc, n_train, n_docs, out, progress)
+    tok.save(enc, out / "tokenizer.json")
+    meta = {
+        "format_version": META_VERSION,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "source": str(source.resolve()), "source_sha256": paths.sha256_file(source),
+        "format": fmt or corpus.detect_format(source), "separator": separator,
+        "tokenizer": {"kind": "gpt2" if enc.name == "gpt2" else "bpe", "name": enc.name,
+                      "fingerprint": tok.fingerprint(enc)},
+        "vocab_size": enc.n_vocab, "eot_id": enc.eot_token, "dtype": "uint16", "val_fraction": val_fraction,
+        "splits": stats,
+    }
+    atomic_write_text(out / "meta.json", json.dumps(meta, indent=2))
+    load_data(out)  # read back what we wrote: sizes, tokenizer and meta must agree
+    return out
+
+
+def _count(docs, source: Path, separator: str, progress: bool, log) -> tuple[int, int]:
+    """A first pass: how many documents and characters (the split and the BPE cap need them)."""
     cuts, n_docs, n_chars = [], 0, 0
     for doc in tqdm(docs(on_cut=lambda: cuts.append(1)), desc="reading", unit="doc", delay=2, disable=not progress):
         n_docs += 1
@@ -91,19 +104,23 @@ def prepare(source: str | Path, out: str | Path | None = None, *, fmt: str | Non
     if cuts:
         log(f"note: {len(cuts):,} cuts made in documents longer than {corpus.MAX_DOC_CHARS:,} characters (each piece "
             f"trains as its own document); if that is wrong, check the separator (now {separator!r})")
-    n_train, n_val = corpus.split_counts(n_docs, val_fraction)
-    log(f"read {n_docs:,} documents from {source}: {n_train:,} train, {n_val:,} val (split by document, in file order)")
+    return n_docs, n_chars
 
+
+def _tokenizer(encoding, kind: str, vocab_size: int, train_docs, n_chars: int, log):
+    """The given tokenizer, GPT-2's, or a domain BPE trained on the train split."""
     if encoding is not None:
-        enc = encoding
-        log(f"using the given tokenizer {enc.name} ({enc.n_vocab:,} ids)")
-    elif tokenizer == "gpt2":
-        enc = tok.gpt2()
-    else:
-        cap = f" (at most its first {tok.TRAIN_MAX_CHARS:,} characters)" if n_chars > tok.TRAIN_MAX_CHARS else ""
-        log(f"training a {vocab_size:,}-token byte-level BPE on the train split{cap} (rustbpe)...")
-        enc = tok.train_bpe(itertools.islice(docs(), n_train), vocab_size)
+        log(f"using the given tokenizer {encoding.name} ({encoding.n_vocab:,} ids)")
+        return encoding
+    if kind == "gpt2":
+        return tok.gpt2()
+    cap = f" (at most its first {tok.TRAIN_MAX_CHARS:,} characters)" if n_chars > tok.TRAIN_MAX_CHARS else ""
+    log(f"training a {vocab_size:,}-token byte-level BPE on the train split{cap} (rustbpe)...")
+    return tok.train_bpe(train_docs, vocab_size)
 
+
+def _encode(docs, enc, n_train: int, n_docs: int, out: Path, progress: bool) -> dict:
+    """Encode every document into train.bin / val.bin (temp files renamed at the end); the splits' stats."""
     stats = {s: {"documents": 0, "tokens": 0, "bytes": 0, "characters": 0} for s in ("train", "val")}
     eot = enc.eot_token
     with disk_errors(f"the memmaps in {out}", "any data prepared there before is intact - free some space and "
@@ -112,9 +129,8 @@ def prepare(source: str | Path, out: str | Path | None = None, *, fmt: str | Non
         files = {s: stack.enter_context(open(tmp[s], "wb")) for s in ("train", "val")}
         writers = {s: TokenWriter(files[s], enc.n_vocab) for s in ("train", "val")}
         bar = tqdm(total=n_docs, desc="encoding", unit="doc", disable=not progress)
-        it = docs()
         index = 0
-        while batch := _batch(it):
+        while batch := _batch(docs):
             for doc, ids in zip(batch, enc.encode_ordinary_batch(batch)):
                 split = "train" if index < n_train else "val"
                 writers[split].write([eot, *ids])  # each document opens with <|endoftext|>
@@ -130,17 +146,4 @@ def prepare(source: str | Path, out: str | Path | None = None, *, fmt: str | Non
             f.flush()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(out / "meta.json")  # a folder without meta.json is "not prepared" until we finish
-    tok.save(enc, out / "tokenizer.json")
-    meta = {
-        "format_version": META_VERSION,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "source": str(source.resolve()), "source_sha256": source_sha256(source),
-        "format": fmt or corpus.detect_format(source), "separator": separator,
-        "tokenizer": {"kind": "gpt2" if enc.name == "gpt2" else "bpe", "name": enc.name,
-                      "fingerprint": tok.fingerprint(enc)},
-        "vocab_size": enc.n_vocab, "eot_id": eot, "dtype": "uint16", "val_fraction": val_fraction,
-        "splits": stats,
-    }
-    atomic_write_text(out / "meta.json", json.dumps(meta, indent=2))
-    load_data(out)  # read back what we wrote: sizes, tokenizer and meta must agree
-    return out
+    return stats

@@ -3,8 +3,9 @@ and peak memory - for our loop and, side by side, two baselines re-created from 
 projects use. `plotgpt bench` (helpers/bench.py) runs it; the Performance page of the book
 shows the result.
 
-* plotgpt   - this project: SDPA (flash where the device has it), fused AdamW, autocast, batches
-              gathered with one vectorised index, the loss read back every LOG_EVERY steps only.
+* plotgpt   - this project's own `helpers.train.train_step`, as `plotgpt train` builds and runs it:
+              explicit attention in bf16 on a CPU (SDPA elsewhere), fused AdamW, autocast, batches
+              gathered with one vectorised index, no host sync in the step.
 * reference - the reference project's minGPT-style loop: attention written out with an explicit
               (T, T) mask and softmax, GELU as a formula, unfused (per-parameter) AdamW, fp16
               autocast + GradScaler on a GPU, batches built row by row, `loss.item()` every step.
@@ -33,11 +34,10 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from .config import ModelConfig, TrainConfig
-from .device import autocast, detect_device, keep_freed_memory, maybe_compile, pick_dtype
-from .ema import EMA
-from .memmap import get_batch
+from .device import autocast, detect_device, keep_freed_memory, pick_dtype
+from .distributed import World
 from .model import GPT
-from .optim import configure_optimizer
+from .train import build_step, train_step
 
 
 def matmul_params(model: nn.Module) -> int:
@@ -145,38 +145,14 @@ def _rowwise_batch(arr: np.ndarray, B: int, T: int, device: str):
 
 def make_step(kind: str, model_cfg: ModelConfig, train_cfg: TrainConfig, device: str, arr: np.ndarray):
     """Return (step function, model, compute dtype) for one kind of training loop; each call of the
-    step function is one optimizer step."""
+    step function is one optimizer step. For `plotgpt` it is `helpers.train.train_step` itself."""
     B, T = train_cfg.batch_size, model_cfg.block_size
-    gen = torch.Generator().manual_seed(0)
-    if kind == "plotgpt":
-        dtype = pick_dtype(device, train_cfg.dtype)
+    if kind == "plotgpt":  # the very step helpers.train.loop runs, built the way it builds it
         if device == "cpu":
-            keep_freed_memory()  # as helpers.train does
+            keep_freed_memory()
         model = GPT(model_cfg).to(device)
-        run = maybe_compile(model, device) if train_cfg.compile else model
-        opt = configure_optimizer(model, train_cfg, device)
-        ctx = autocast(device, dtype)
-        scaler = torch.amp.GradScaler(device.split(":")[0], enabled=dtype == torch.float16)
-        state = {"batch": get_batch(arr, B, T, gen, device), "running": torch.zeros((), device=device)}
-        ema = EMA(model, train_cfg.ema_decay) if train_cfg.ema_decay else None  # its cost counts too
-
-        def step():
-            for _ in range(train_cfg.grad_accum):
-                x, y = state["batch"]
-                with ctx:
-                    _, loss = run(x, y)
-                state["batch"] = get_batch(arr, B, T, gen, device)  # fetched while the GPU works
-                scaler.scale(loss / train_cfg.grad_accum).backward()
-                state["running"] += loss.detach()
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            opt.zero_grad(set_to_none=True)
-            if ema is not None:
-                ema.update(model)
-        return step, model, dtype
-
+        step = build_step(model, train_cfg, device, arr, World(), log=lambda *_: None)
+        return (lambda: train_step(step)), model, pick_dtype(device, train_cfg.dtype)
     if kind == "reference":
         # The reference trained in fp16 autocast + GradScaler on its GPU; on a CPU, plain fp32.
         dtype = torch.float16 if device.startswith("cuda") else pick_dtype(device, train_cfg.dtype)

@@ -55,7 +55,7 @@ from helpers import tokenizer as tok
 from helpers.book import sample_data
 from helpers.config import DEFAULT_VOCAB_SIZE, get_preset
 from helpers.device import seed_everything
-from helpers.memmap import get_batch, token_stats
+from helpers.dataset import get_batch, token_stats
 from helpers.model import GPT
 
 seed_everything(1337)
@@ -584,7 +584,7 @@ print("one <|endoftext|> per document in each split")
 # %% [markdown]
 # ## 6. Corpus statistics
 #
-# `helpers.memmap.token_stats` summarises a split the way the reference project's notebook did:
+# `helpers.dataset.token_stats` summarises a split the way the reference project's notebook did:
 # sizes, bytes per token, and the most and least frequent tokens.
 
 # %%
@@ -642,7 +642,7 @@ print(f"{(counts == 0).sum():,} ids never occur in train.bin ({(counts[:256] == 
 #
 # The offsets ignore document boundaries. A window that crosses an `<|endoftext|>` teaches the
 # model that after the end of a plot comes `Title:`, and that nothing before it matters for the
-# new plot. Here is `get_batch` by hand; `helpers.memmap.get_batch` is the version the training
+# new plot. Here is `get_batch` by hand; `helpers.dataset.get_batch` is the version the training
 # loop uses (it also pins memory and copies asynchronously on a GPU).
 
 # %%
@@ -660,7 +660,7 @@ x, y = get_batch(train_ids, B, T, torch.Generator().manual_seed(1337))
 x_mine, y_mine = get_batch_by_hand(train_ids, B, T, torch.Generator().manual_seed(1337))
 print("x", tuple(x.shape), x.dtype, "  y", tuple(y.shape), y.dtype)
 assert torch.equal(x, x_mine) and torch.equal(y, y_mine)
-print("get_batch by hand matches helpers.memmap.get_batch")
+print("get_batch by hand matches helpers.dataset.get_batch")
 assert torch.equal(x[:, 1:], y[:, :-1])
 print("y is x shifted left by one token")
 
@@ -695,52 +695,6 @@ for t in range(10):
     print(f"{'...' if t > 5 else '   '}{context:>42}  ->  {piece(ys[t])!r}")
 
 # %% [markdown]
-# ## 8. The same text, cut another way
-#
-# Every token BPE made is the merge of two earlier tokens, its **parents**: our hand-trained
-# merge table of section 3 records them as `(a, b) -> new_id`. A `tiktoken.Encoding` keeps only
-# each token's bytes and rank, but the parents follow from those: encode the token's bytes with
-# every merge ranked below its own, and BPE stops exactly one merge short, at the two parents
-# (`helpers.augment.merge_parents`). For the 20-merge tokenizer both must agree, merge for merge:
-
-# %%
-# NBVAL_CHECK_OUTPUT
-from helpers.augment import TokenSplitter, merge_parents
-
-lib_parents = merge_parents(lib)
-assert {(int(a), int(b)): t for t, (a, b) in enumerate(lib_parents) if a >= 0} == my_merges
-print(f"the parents of all {N_MERGES} merged tokens match the merge table trained by hand")
-
-# %% [markdown]
-# Replacing a token by its two parents changes nothing in the text, only where it is cut. That is
-# a way to **augment** a small corpus (StochasTok, BPE-dropout): the model sees each plot many
-# times, and this way each pass could spell some of its words differently. `TokenSplitter` does it
-# to whole training windows; `--token-split p` (a field of `TrainConfig`) has the training loop
-# split each token with probability p, and validation text is never split. Here is the sentence
-# from section 2 with each token split with probability 0.3, using the full BPE of section 3
-# (16,384 ids):
-
-# %%
-parents = merge_parents(enc_full)
-ids = np.array(enc_full.encode_ordinary(sentence))
-n = ids.size
-room = np.zeros((1, 2 * n), dtype=np.int64)
-room[0, :n] = ids  # TokenSplitter keeps a window's length: leave room for every token to split
-u = np.random.default_rng(3).random(room.shape)  # one uniform draw per token: split where u < p
-n_split = int(((u[0, :n] < 0.3) & (parents[ids, 0] >= 0)).sum())
-cut = TokenSplitter(parents, p=0.3)(room, u)[0, : n + n_split]
-
-
-print("as BPE cuts it:", show_ids(enc_full, ids))
-print("split, p = 0.3:", show_ids(enc_full, cut))
-assert enc_full.decode_bytes(cut.tolist()) == sentence.encode("utf-8")
-
-# %% [markdown]
-# On plots-bench (the Performance page, round 7) splitting one token in ten made the model
-# **worse**, 1.944 bits per byte against 1.906 in the same ten minutes. The augmented text is
-# harder to memorise, but the model also spends capacity on cuts it is never scored on. The
-# option stays off in every preset.
-#
 # ## What we built
 #
 # - The corpus as documents, with their lengths and characters, split 90/10 **by document**
@@ -753,10 +707,7 @@ assert enc_full.decode_bytes(cut.tolist()) == sentence.encode("utf-8")
 #   rows.
 # - The token ids in `uint16` memmaps, written by hand and checked byte for byte against
 #   `helpers.prepare.prepare`, each plot opened by `<|endoftext|>`.
-# - Random `(x, y)` windows, `y` shifted by one, as `helpers.memmap.get_batch` serves them.
-# - Each token's two BPE parents recovered from the ranks alone, matching the hand-trained merge
-#   table, and the same sentence cut another way (`helpers.augment`), an augmentation that did not
-#   pay on plots-bench.
+# - Random `(x, y)` windows, `y` shifted by one, as `helpers.dataset.get_batch` serves them.
 #
 # **Next, Chapter 2: attention.** A batch `x` of shape `(B, T)` becomes a `(B, T, C)` tensor of
 # embeddings, and the model needs a way for position $t$ to gather information from positions

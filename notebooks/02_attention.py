@@ -338,10 +338,10 @@ print("F.scaled_dot_product_attention(is_causal=True) == softmax(q k^T / sqrt(hs
 # `c_proj` are GPT-2's (and the library's), so the two modules share one `state_dict` format.
 # `causal=False` turns the mask off: we will need it in a moment to see what the mask buys.
 # `qk_norm=True` first rescales every query and key to unit root-mean-square (**QK-norm**, from
-# the nanoGPT speedruns; `ModelConfig(qk_norm=True)` in the library). A score $q \cdot k / \sqrt{d}$
-# is then at most $\sqrt{d}$ in size however large the weights grow, so the softmax cannot
-# saturate. It matters most for big models at high learning rates; on plots-bench it gained
-# nothing measurable (round 5 on the Performance page), so the presets leave it off.
+# the nanoGPT speedruns). A score $q \cdot k / \sqrt{d}$ is then at most $\sqrt{d}$ in size however
+# large the weights grow, so the softmax cannot saturate. It matters most for big models at high
+# learning rates; on plots-bench it gained nothing measurable (round 5 in `bench/LOG.md`), so the
+# library no longer has it: it lives here, as an aside, checked against torch's `F.rms_norm`.
 
 # %%
 class MyCausalSelfAttention(nn.Module):
@@ -400,13 +400,18 @@ xb = torch.randn(2, 20, C)  # (B, T, C)
 with torch.no_grad():
     assert torch.allclose(mine(xb), theirs(xb), atol=1e-6)
     assert torch.allclose(mine(x), theirs(x), atol=1e-6)  # and on our sentence
-# and with QK-norm (ModelConfig(qk_norm=True))
-qk_cfg = ModelConfig(vocab_size=enc.n_vocab, block_size=64, n_layer=1, n_head=4, n_embd=C, qk_norm=True)
-qk_theirs, qk_mine = CausalSelfAttention(qk_cfg).eval(), MyCausalSelfAttention(C, 4, qk_norm=True).eval()
-qk_mine.load_state_dict(qk_theirs.state_dict())
+print("matches helpers.model.CausalSelfAttention")
+# QK-norm by hand is torch's F.rms_norm, and does what it promises: bigger q and k weights change nothing
+qb = torch.randn(2, 4, 20, C // 4)  # (B, nh, T, hs)
+eps = torch.finfo(qb.dtype).eps
+assert torch.allclose(qb * torch.rsqrt(qb.pow(2).mean(-1, keepdim=True) + eps), F.rms_norm(qb, (C // 4,)), atol=1e-6)
+qk_mine = MyCausalSelfAttention(C, 4, qk_norm=True).eval()
 with torch.no_grad():
-    assert torch.allclose(qk_mine(xb), qk_theirs(xb), atol=1e-5)
-print("matches helpers.model.CausalSelfAttention, with and without QK-norm")
+    before = qk_mine(xb)
+    qk_mine.c_attn.weight[: 2 * C] *= 7.0  # the q and k rows (and their biases); v untouched
+    qk_mine.c_attn.bias[: 2 * C] *= 7.0
+    assert torch.allclose(qk_mine(xb), before, atol=1e-4)
+print("QK-norm by hand matches F.rms_norm, and 7x the q and k weights leave the output as it was")
 
 # %% [markdown]
 # ## 6. Causality, tested
@@ -495,8 +500,7 @@ def attention_maps(model, idx):
     maps, ok = [], True
     for block in tr.h:
         xn = block.ln_1(x)  # (1, T, C): what the attention of this block reads
-        my = MyCausalSelfAttention(mcfg.n_embd, mcfg.n_head, bias=mcfg.bias, rotary=block.attn.rotary,
-                                   qk_norm=mcfg.qk_norm)
+        my = MyCausalSelfAttention(mcfg.n_embd, mcfg.n_head, bias=mcfg.bias, rotary=block.attn.rotary)
         my.load_state_dict(block.attn.state_dict())  # this block's trained c_attn / c_proj
         y, att = my(xn, return_att=True)  # (1, T, C), (1, nh, T, T)
         ok &= torch.allclose(y, block.attn(xn), atol=1e-5)

@@ -18,8 +18,8 @@
 #
 # We have data (chapter 1) and a model (chapters 2 and 3). Training is the loop that turns the
 # random model into one that writes plots: sample a batch of windows, compute the loss, take a
-# gradient step, repeat. The loop itself is ten lines; what makes it work well on a small
-# computer is in the details this chapter takes one at a time:
+# gradient step, repeat. The loop itself is about thirty lines, and section 8 writes them out;
+# what makes it work well on a small computer is in the details this chapter takes one at a time:
 #
 # 1. **AdamW** and which parameters get weight decay;
 # 2. the **learning-rate schedule**: linear warmup, then cosine decay;
@@ -28,6 +28,7 @@
 # 5. **gradient clipping**;
 # 6. **Muon**, an optimizer for the weight matrices;
 # 7. an **average of the weights**, to evaluate and keep;
+# 8. **the loop** itself, by hand, checked weight for weight against `helpers.train.train`;
 #
 # and then the full run, with a live loss plot and a sample at every evaluation.
 
@@ -47,10 +48,12 @@ import torch
 
 from helpers import book, paths
 from helpers.config import ModelConfig, TrainConfig, get_preset
-from helpers.device import detect_device, pick_dtype, resolve_preset, seed_everything
-from helpers.memmap import get_batch
+from helpers.config import resolve_preset
+from helpers.device import detect_device, pick_dtype, seed_everything
+from helpers.dataset import get_batch
 from helpers.model import GPT
 from helpers.optim import configure_optimizer, lr_at
+from helpers.train import train
 
 seed_everything(0)
 data = book.sample_data()
@@ -71,9 +74,16 @@ print(f"{data.meta['splits']['train']['tokens']:,} training tokens, vocabulary {
 # none. The rule is simple: decay every parameter with two or more dimensions.
 #
 # How strong? GPT-2 used $\lambda = 0.1$. A small model that makes many passes over a small
-# corpus starts to memorise it, and there a much stronger pull pays: the `cpu-fp32` preset uses
-# 1.0, which took it from 1.978 to 1.958 bits per byte on plots-bench, and the `cpu` preset 4.0
-# (the Performance page).
+# corpus starts to memorise it, and there a much stronger pull pays: on plots-bench a decay of 1.0
+# took the `cpu-fp32` preset from 1.978 to 1.958 bits per byte (round 4 in `bench/LOG.md`). What
+# the presets use today, read from `helpers.config`:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from helpers.config import PRESETS
+
+for name in ("cpu", "cpu-fp32", "gpu-124m"):
+    print(f"{name:9s} weight decay {PRESETS[name].train.weight_decay:g}")
 
 # %%
 model = GPT(ModelConfig(vocab_size=data.vocab_size, block_size=64, n_layer=2, n_head=2, n_embd=64))
@@ -292,29 +302,28 @@ print(f"gradient: rank {int(present.sum())} of {len(before)}, largest / smallest
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from helpers.muon import orthogonalize
-
-assert torch.allclose(my_orthogonalize(grad), orthogonalize(grad), atol=1e-5)
+# torch.optim.Muon's own step, with no momentum, decay or learning-rate scaling, is -orthogonalize(grad):
+w = torch.zeros_like(grad, requires_grad=True)
+w.grad = grad.clone()
+torch.optim.Muon([w], lr=1.0, momentum=0.0, nesterov=False, weight_decay=0.0, adjust_lr_fn="original").step()
+theirs = -w.detach() / max(1.0, grad.shape[0] / grad.shape[1]) ** 0.5  # "original" scales tall matrices up
+assert torch.allclose(my_orthogonalize(grad), theirs, atol=0.03)  # torch iterates in bfloat16, we in float32
 assert after[present].min() > 0.5 and after.max() < 1.3 and after[~present].max() < 1e-3
-print("matches helpers.muon.orthogonalize")
+print("matches torch.optim.Muon's orthogonalised step (to bfloat16 precision)")
 
 # %% [markdown]
 # One direction is missing altogether: the LayerNorm before this layer centres its input, so the
 # gradient has rank 31, not 32. Orthogonalising does not invent directions; that one stays at
 # zero (the last point of the plot).
 #
-# `helpers.muon.MuonAdamW` applies it to the attention and MLP matrices inside the blocks; the
-# token embedding (which is also the output layer) and the LayerNorm gains stay on AdamW, which
-# suits them better. The step is scaled so that its size matches a typical AdamW step (Moonshot's
-# rule, $0.2\sqrt{\max(\text{rows}, \text{cols})}$), so the learning rate and weight decay tuned
-# for AdamW carry over. `--optimizer muon` on the command line; `tests/test_optim.py` checks it
-# against `torch.optim.Muon`.
-#
-# Does it pay on a small computer? On plots-bench (round 6 on the Performance page) Muon reached
-# the same quality as AdamW from 21 % fewer tokens (994 steps against 1,258 in the 10 minutes),
-# but on 2 CPU cores its Newton-Schulz products cost 18 % of the tokens per second, and the two
-# ended tied (1.925 against 1.926 bits per byte). So the CPU presets stay on AdamW; where matrix
-# products are cheap next to the rest of the step, Muon's extra learning per token is free.
+# Muon applies this to the attention and MLP matrices inside the blocks; the token embedding
+# (which is also the output layer) and the LayerNorm gains stay on AdamW. Does it pay on a small
+# computer? On plots-bench (round 6 in `bench/LOG.md`) Muon reached the same quality as AdamW from
+# 21 % fewer tokens, but on 2 CPU cores its Newton-Schulz products cost 18 % of the tokens per
+# second, and the two ended tied (1.925 against 1.926 bits per byte); on the `cpu` preset's wider
+# matrices it halved the tokens per second (round 13). So PlotGPT trains with AdamW only, and
+# Muon left the library; where matrix products are cheap next to the rest of the step, on a GPU,
+# its extra learning per token is free, and `torch.optim.Muon` is there to try.
 
 # %% [markdown]
 # ## 7. An average of the weights
@@ -395,19 +404,67 @@ print("matches helpers.ema.EMA")
 # %% [markdown]
 # During training the loop evaluates the average, keeps the best average as `best.safetensors`,
 # and stores the trained weights beside it in each resumable checkpoint, so `--resume` carries on
-# exactly. On plots-bench (round 8 on the Performance page) the average was the biggest single
+# exactly. On plots-bench (round 8 in `bench/LOG.md`) the average was the biggest single
 # gain of any search round: the `cpu` preset's shape scored 1.853 bits per byte with it against
 # 1.986 without, and the `cpu-fp32` preset 1.864 against 1.932. At a learning rate high enough
 # to learn fast, the trained weights are noisy; the average takes the noise out without waiting
 # for the learning rate to fall, and by then a small corpus has been memorised. Both CPU presets
 # use it: `cpu-fp32` with $d = 0.995$, and `cpu`, which makes about 4,000 steps in 10 minutes on a
-# fast CPU, with $d = 0.998$ (about the last 500 steps; round 15 on the Performance page).
+# fast CPU, with $d = 0.998$ (about the last 500 steps; round 15 in `bench/LOG.md`).
+
+# %% [markdown]
+# ## 8. The loop, by hand
+#
+# Everything above, in the order a training step uses it: draw a batch of random windows, set
+# the learning rate for this step, forward, backward, clip, step, forget the gradients. This is
+# the core of `helpers.train.train`; what the library adds around it (evaluations, checkpoints,
+# the exact resume, the averaged weights, several processes) changes nothing in these numbers.
+# To show it, we train a small model for a dozen steps by hand, then the library from the same
+# seed, and compare every weight.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from dataclasses import replace
+
+from helpers import checkpoint
+
+loop_model_cfg = ModelConfig(block_size=64, n_layer=2, n_head=2, n_embd=64)
+loop_cfg = TrainConfig(batch_size=8, max_iters=12, lr=3e-3, warmup_iters=4, eval_interval=1000, eval_iters=1,
+                       sample_tokens=0, dtype="float32", seed=7)
+
+
+def my_train(data, model_cfg, cfg):
+    seed_everything(cfg.seed)
+    vocab = -(-data.vocab_size // 64) * 64  # the embedding table rounded up to a multiple of 64 (faster matmuls)
+    model = GPT(replace(model_cfg, vocab_size=vocab))
+    optimizer = configure_optimizer(model, cfg, "cpu")
+    batches = torch.Generator().manual_seed(cfg.seed)  # the batch stream, apart from dropout's randomness
+    tokens = data.tokens("train")
+    for step in range(cfg.max_iters):
+        x, y = get_batch(tokens, cfg.batch_size, model_cfg.block_size, batches)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)  # warmup, then cosine
+        _, loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return model
+
+
+mine = my_train(data, loop_model_cfg, loop_cfg)
+result = train(data, loop_model_cfg, loop_cfg, paths.checkpoints_root() / "book-loop", overwrite=True, device="cpu",
+               progress=False, log=lambda *_: None)
+theirs = checkpoint.load(result.last_checkpoint).model
+assert result.step == loop_cfg.max_iters
+assert all(torch.equal(a, b) for a, b in zip(mine.state_dict().values(), theirs.state_dict().values()))
+print(f"{loop_cfg.max_iters} steps by hand == helpers.train.train, bit for bit")
 
 # %% [markdown]
 # ## The full run
 #
-# `helpers.train.train` puts it all together — the loop is short enough to read in
-# `helpers/train.py` — and adds what a real run needs: an evaluation every `eval_interval` steps
+# `helpers.train.train` is section 8's loop (`train_step` and `loop` in `helpers/train.py`) with what
+# a real run needs around it: an evaluation every `eval_interval` steps
 # (mean loss over a few batches of each split, and **bits per byte** on validation, a number
 # that does not depend on the tokenizer), a demo generation, checkpoints (`step-*.safetensors`
 # with everything needed to resume, `best.safetensors` with the best weights), early stopping,
@@ -416,7 +473,7 @@ print("matches helpers.ema.EMA")
 #
 # The preset follows the hardware: `gpu-124m` (the reference's 124M model) on a GPU, `cpu` on a
 # laptop, and a toy size under CI. On a CPU without bf16 hardware, `cpu` means `cpu-fp32`
-# (`helpers.device.resolve_preset`): float32 gives such a CPU fewer tokens per minute, and a
+# (`helpers.config.resolve_preset`): float32 gives such a CPU fewer tokens per minute, and a
 # smaller model learns more from them. Both evaluate and keep the average of their
 # weights (section 7). The plot below updates in place at every evaluation. With
 # `patience=3` the run stops by itself once validation loss has not improved for three
@@ -425,7 +482,6 @@ print("matches helpers.ema.EMA")
 # %%
 # NBVAL_IGNORE_OUTPUT
 from helpers.plots import LiveLossPlot
-from helpers.train import train
 
 if SMOKE:
     preset, overrides = "smoke", dict(max_iters=60, eval_interval=20)
@@ -469,7 +525,8 @@ print("\nthe last demo sample:\n" + evals[-1].get("sample", ""))
 # AdamW with decay on matrices only, a warmup + cosine schedule, gradient accumulation that is
 # exactly a bigger batch, mixed precision with the right dtype per device, clipping, Muon's
 # orthogonalised step and an average of the weights — each checked against the version in
-# `helpers/` — and a real run that saved `checkpoints/book/best.safetensors`. From the command
+# `helpers/` or in torch — the loop by hand, equal weight for weight to `helpers.train.train`,
+# and a real run that saved `checkpoints/book/best.safetensors`. From the command
 # line much the same run is `plotgpt train --preset cpu --max-minutes 4` (what `make run` does).
 #
 # Next, chapter 5 continues training this model on a second corpus, and measures how good its

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from helpers import checkpoint, evaluate, memmap, paths
+from helpers import checkpoint, evaluate, paths
 from helpers.book import chapter_checkpoint, sample_data
 from helpers.config import TrainConfig
 from helpers.corpus import read_documents, split_counts
@@ -116,7 +116,7 @@ print("what the base model reads:", repr(base.tokenizer.decode(ids)))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from helpers.memmap import DataError
+from helpers.dataset import DataError
 from helpers.train import train
 
 wrong = sample_data(1024, source=paths.SECOND_CORPUS, name="ghost-stories-own-bpe")
@@ -138,7 +138,7 @@ print(refusal)
 # trained on:
 
 # %%
-from helpers.memmap import load_data
+from helpers.dataset import load_data
 from helpers.prepare import prepare
 from helpers.tokenizer import fingerprint
 
@@ -548,7 +548,7 @@ tests = {
     "rambling": "Oregian Counter sails the strancase to a fisher of winds, bribed by didentery.",
     "wrong": "The widow drinks the staircase and marries a lighthouse.",
 }
-assert known_words == index.vocabulary and seen_docs["general plots"] == memmap.documents(plots)
+assert known_words == index.vocabulary and seen_docs["general plots"] == plots.documents()
 for name, text in tests.items():
     score = index.score(text)
     assert my_repetition(text) == evaluate.repetition(text)
@@ -710,7 +710,7 @@ for penalty in (1.0, 1.2, 1.5):
 #
 # Our model copies nothing — but a detector that has never fired is untested. So let us build a
 # model that *does* copy, on purpose: take the fine-tuned model and train it hard on just three
-# ghost stories, with a bare version of chapter 4's loop (random windows, AdamW, no schedule),
+# ghost stories, with chapter 4's loop by hand (section 8, here without its schedule or clipping),
 # until it knows them by heart.
 
 # %%

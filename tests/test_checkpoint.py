@@ -62,14 +62,29 @@ def test_rope_model_round_trips_and_checkpoints_without_pos_emb_still_load(tmp_p
     # A checkpoint written before pos_emb existed holds a config without it: GPT-2's learned table.
     old = GPT(ModelConfig(vocab_size=320, block_size=16, n_layer=2, n_head=2, n_embd=32))
     path = C.save(tmp_path / "old.safetensors", old, enc, {})
-    _rewrite_meta(path, lambda meta: [meta["model_config"].pop(k) for k in ("pos_emb", "mlp", "qk_norm", "logit_softcap")])
+    _rewrite_meta(path, lambda meta: [meta["model_config"].pop(k) for k in ("pos_emb", "mlp")])
     assert C.load(path).config == old.config
+
+
+def test_a_checkpoint_with_retired_options_loads_when_they_were_off_and_is_refused_when_on(tmp_path, enc):
+    """Options the search retired (helpers.config.RETIRED) sit in older checkpoints' configs: at their
+    "off" value they are dropped; a model trained with one on cannot be rebuilt, and says so in one line."""
+    model = GPT(ModelConfig(vocab_size=320, block_size=16, n_layer=2, n_head=2, n_embd=32)).eval()
+    path = C.save(tmp_path / "old.safetensors", model, enc, {})
+    _rewrite_meta(path, lambda meta: meta["model_config"].update(qk_norm=False, logit_softcap=0.0, drop_path=0.0))
+    ck = C.load(path)
+    assert ck.config == model.config and torch.equal(ck.model.transformer.wte.weight, model.transformer.wte.weight)
+    _rewrite_meta(path, lambda meta: meta["model_config"].update(qk_norm=True))
+    with pytest.raises(C.CheckpointError, match=r"trained with qk_norm=True, an option PlotGPT has retired.*"
+                                                r"search-cpu-r17") as err:
+        C.load(path)
+    assert "\n" not in str(err.value)
 
 
 def test_speedrun_options_round_trip(tmp_path, enc):
     torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=320, block_size=16, n_layer=2, n_head=2, n_embd=32, pos_emb="rope",
-                      mlp="relu2", qk_norm=True, logit_softcap=15.0)
+                      mlp="relu2", bias=False)
     model = GPT(cfg).eval()
     ck = C.load(C.save(tmp_path / "m.safetensors", model, enc, {}))
     x = torch.randint(300, (2, 16))

@@ -107,7 +107,6 @@ def test_prepare_every_format(tmp_path, fmt, capsys):
 
 def _bad_inputs(tmp_path: Path, tiny_run: Path, prepared: Path):
     notdir = write(tmp_path / "afile", "x")
-    big_ids = tmp_path / "fake"
     return {
         "empty file": (["prepare", str(write(tmp_path / "empty.txt", ""))], "is empty"),
         "binary file": (["prepare", str(write(tmp_path / "img.txt", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8))],
@@ -129,8 +128,6 @@ def _bad_inputs(tmp_path: Path, tiny_run: Path, prepared: Path):
         "tokenizer/checkpoint mismatch": (["evaluate", "--checkpoint", str(tiny_run), "--data",
                                            str(_other_data(tmp_path))], "tokenizer mismatch"),
         "no prepared data": (["train"], "no prepared data"),
-        "token split out of range": (["train", "--data", str(prepared), "--preset", "smoke", "--token-split", "1.5"],
-                                     "token_split=1.5 must be in"),
         "ema decay out of range": (["train", "--data", str(prepared), "--preset", "smoke", "--ema-decay", "1"],
                                    "ema_decay=1.0 must be in"),
         "unprepared data folder": (["train", "--data", str(tmp_path)], "not prepared data"),

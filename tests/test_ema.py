@@ -8,7 +8,7 @@ from helpers import checkpoint as C
 from helpers.config import ModelConfig, TrainConfig, get_preset
 from helpers.ema import EMA
 from helpers.evaluate import estimate_loss
-from helpers.memmap import load_data
+from helpers.dataset import load_data
 from helpers.model import GPT
 from helpers.train import train
 

@@ -11,11 +11,29 @@ import pytest
 import torch
 
 from helpers import checkpoint as C
-from helpers import train as T
+from helpers import train
 from helpers.atomic import FolderBusy, folder_lock
 from helpers.config import get_preset
 
 QUIET = dict(progress=False, log=lambda *_: None)
+
+
+def _nan_losses(monkeypatch, bad):
+    """Make the real training loss NaN on the training passes for which `bad(n)` holds (n counts them
+    from 0; one pass per step here, so n is the step the first time through)."""
+    from helpers.kernels import TokenLoss
+
+    forward, calls = TokenLoss.forward, {"n": -1}
+
+    def faulty(self, logits, targets):
+        loss = forward(self, logits, targets)
+        if self.training:  # evaluation runs in eval mode: only training steps are hit
+            calls["n"] += 1
+            if bad(calls["n"]):
+                return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(TokenLoss, "forward", faulty)
 
 
 def _all_finite(path):
@@ -27,9 +45,9 @@ def _all_finite(path):
 @pytest.mark.parametrize("ema_decay", [0.0, 0.9])
 def test_a_nan_loss_rolls_back_to_the_last_good_checkpoint_and_the_run_finishes(prepared, tmp_path, monkeypatch,
                                                                                 ema_decay):
-    monkeypatch.setattr(T, "_NAN_AT", {25})
+    _nan_losses(monkeypatch, lambda n: n == 25)  # step 25, once: replayed after the rollback, it is fine
     model_cfg, cfg = get_preset("smoke", max_iters=40, eval_interval=10, ema_decay=ema_decay)
-    res = T.train(prepared, model_cfg, cfg, tmp_path / "run", **QUIET)
+    res = train.train(prepared, model_cfg, cfg, tmp_path / "run", **QUIET)
     assert res.step == 40 and res.stop_reason == "max_iters"
     recs = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     rb = [r for r in recs if r["kind"] == "rollback"]
@@ -41,19 +59,15 @@ def test_a_nan_loss_rolls_back_to_the_last_good_checkpoint_and_the_run_finishes(
 
 
 def test_a_run_that_keeps_diverging_stops_with_advice_and_keeps_its_good_checkpoints(prepared, tmp_path, monkeypatch):
-    class Always(set):  # a fault that comes back every time the step is replayed
-        def discard(self, step):
-            pass
-
-    monkeypatch.setattr(T, "_NAN_AT", Always(range(25, 200)))
+    _nan_losses(monkeypatch, lambda n: n >= 25)  # from step 25 on, every time it is replayed
     model_cfg, cfg = get_preset("smoke", max_iters=40, eval_interval=10)
     with pytest.raises(FloatingPointError, match="lower --lr"):
-        T.train(prepared, model_cfg, cfg, tmp_path / "run", **QUIET)
+        train.train(prepared, model_cfg, cfg, tmp_path / "run", **QUIET)
     files = sorted(p.name for p in (tmp_path / "run").glob("*.safetensors"))
     assert "step-000020.safetensors" in files and "step-000030.safetensors" not in files
     assert all(_all_finite(tmp_path / "run" / f) for f in files)
-    monkeypatch.setattr(T, "_NAN_AT", set())
-    assert T.train(prepared, model_cfg, cfg, tmp_path / "run", resume=True, **QUIET).step == 40
+    monkeypatch.undo()
+    assert train.train(prepared, model_cfg, cfg, tmp_path / "run", resume=True, **QUIET).step == 40
 
 
 def test_a_second_training_in_the_same_folder_is_refused_at_once(prepared, tmp_path, cli_env):
@@ -88,14 +102,14 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint(prepared, tmp_pa
 
     monkeypatch.setattr(C, "save", full_disk)
     with pytest.raises(OSError, match="No space left.*--resume"):
-        T.train(prepared, model_cfg, cfg, tmp_path / "run", **QUIET)
+        train.train(prepared, model_cfg, cfg, tmp_path / "run", **QUIET)
     run = tmp_path / "run"
     assert sorted(p.name for p in run.glob("*.safetensors")) == ["best.safetensors", "step-000000.safetensors",
                                                                   "step-000010.safetensors"]
     assert not list(run.glob(".*.tmp"))  # the partial file is gone
     assert C.load(run / "step-000010.safetensors", with_state=True).info["step"] == 10
     monkeypatch.setattr(C, "save", real_save)
-    assert T.train(prepared, model_cfg, cfg, run, resume=True, **QUIET).step == 40
+    assert train.train(prepared, model_cfg, cfg, run, resume=True, **QUIET).step == 40
 
 
 def test_interrupting_the_notebook_kernel_mid_training_leaves_a_resumable_checkpoint(prepared, tmp_path):
@@ -130,18 +144,18 @@ def test_interrupting_the_notebook_kernel_mid_training_leaves_a_resumable_checkp
     newest = C.step_files(run)[-1]
     assert C.load(newest, with_state=True).info["step"] == stopped_at  # saved at the very step it stopped
     model_cfg, cfg = get_preset("smoke", max_iters=stopped_at + 5, eval_interval=20)
-    assert T.train(prepared, model_cfg, cfg, run, resume=True, **QUIET).step == stopped_at + 5
+    assert train.train(prepared, model_cfg, cfg, run, resume=True, **QUIET).step == stopped_at + 5
 
 
 def test_a_full_disk_while_writing_the_memmaps_keeps_the_previous_prepared_data(tmp_path, monkeypatch):
     from conftest import SAMPLE
-    from helpers import memmap
-    from helpers.memmap import load_data
+    from helpers import dataset
+    from helpers.dataset import load_data
     from helpers.prepare import prepare
 
     out = prepare(SAMPLE, tmp_path / "data", vocab_size=300, progress=False, log=lambda *_: None)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    real_write, calls = memmap.TokenWriter.write, []
+    real_write, calls = dataset.TokenWriter.write, []
 
     def fills_up(self, ids):
         calls.append(1)
@@ -149,7 +163,7 @@ def test_a_full_disk_while_writing_the_memmaps_keeps_the_previous_prepared_data(
             raise OSError(errno.ENOSPC, "No space left on device")
         real_write(self, ids)
 
-    monkeypatch.setattr(memmap.TokenWriter, "write", fills_up)
+    monkeypatch.setattr(dataset.TokenWriter, "write", fills_up)
     with pytest.raises(OSError, match="No space left.*intact"):
         prepare(SAMPLE, out, vocab_size=400, progress=False, log=lambda *_: None)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temp files, nothing changed
@@ -176,7 +190,7 @@ def _one_line_file(path, target_bytes: int) -> int:
 @pytest.mark.slow
 def test_a_one_gigabyte_single_line_file_streams_in_bounded_memory(tmp_path, cli_env):
     import os
-    from helpers.memmap import load_data
+    from helpers.dataset import load_data
 
     big = tmp_path / "one-line.txt"
     n_chars = _one_line_file(big, 1 << 30)
@@ -209,7 +223,7 @@ def test_a_one_gigabyte_single_line_file_streams_in_bounded_memory(tmp_path, cli
 
 
 def test_bom_mixed_line_endings_and_nul_bytes_prepare_to_clean_documents(tmp_path):
-    from helpers.memmap import load_data
+    from helpers.dataset import load_data
     from helpers.prepare import prepare
 
     body = "Title: A {i}\r\nPlot: One\x00 day\rshe left.\n===\r\nTitle: B {i}\nPlot: café\x00 “ok”.\r\n===\n"

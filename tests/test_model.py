@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from helpers.config import ModelConfig, PRESETS, get_preset
-from helpers.model import GPT, Dropout, dropout_mask, hashed_dropout_mask
+from helpers.model import GPT
 
 CFG = ModelConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=32)
 
@@ -160,67 +160,6 @@ def test_explicit_attention_computes_what_the_fused_kernel_does(model, dtype, to
     assert attn.train().use_explicit(torch.zeros(1))  # fp32 training with dropout: the cheap mask
 
 
-@pytest.mark.parametrize("p", [0.1, 0.2, 0.5])
-def test_dropout_mask_drops_p_and_keeps_the_mean(p):
-    torch.manual_seed(0)
-    m = dropout_mask(torch.Size((64, 128, 128)), p, torch.float32, torch.device("cpu"))  # 1M elements
-    kept = m > 0
-    values = m.unique().tolist()
-    assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / (1 - p), rel=1e-4)
-    assert abs((~kept).float().mean().item() - p) < 0.003  # 1M draws: the std of the rate is < 0.0005
-    assert abs(m.mean().item() - 1.0) < 0.005
-    # no structure: each of the 4 int16 lanes of a 64-bit draw drops at the same rate
-    lanes = (~kept).reshape(-1, 4).float().mean(0)
-    assert (lanes - p).abs().max() < 0.006
-    torch.manual_seed(0)
-    assert torch.equal(m, dropout_mask(torch.Size((64, 128, 128)), p, torch.float32, torch.device("cpu")))
-
-
-@pytest.mark.parametrize("p", [0.1, 0.5])
-def test_the_hashed_dropout_mask_drops_p_independently_and_follows_the_seed(p):
-    shape, cpu = torch.Size((64, 128, 128)), torch.device("cpu")
-    torch.manual_seed(0)
-    m, m2 = (hashed_dropout_mask(shape, p, torch.float32, cpu) for _ in range(2))
-    values = m.unique().tolist()
-    assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / (1 - p), rel=1e-6)
-    dropped, dropped2 = (m == 0).flatten(), (m2 == 0).flatten()
-    assert abs(dropped.float().mean().item() - p) < 0.003  # 1M draws: the rate's std is < 0.0005
-    # no structure: neighbours, elements a row apart and the next call's mask all drop together p^2 of
-    # the time, as independent draws do (a weak hash or a repeated seed would not)
-    for a, b in ((dropped[:-1], dropped[1:]), (dropped[:-128], dropped[128:]), (dropped, dropped2)):
-        assert abs((a & b).float().mean().item() - p * p) < 0.003
-    torch.manual_seed(0)
-    assert torch.equal(m, hashed_dropout_mask(shape, p, torch.float32, cpu))
-
-
-def test_compiled_dropout_on_a_cpu_hashes_the_same_mask_and_drops_p(monkeypatch):
-    """In a compiled graph Dropout switches to the hash (the compiler's own per-element random numbers
-    are slow on a CPU). The compiled integer arithmetic must give the eager mask bit for bit, and a
-    compiled Dropout must drop p, differently on each call and the same again under the same seed."""
-    from helpers.device import compile_problem
-
-    if compile_problem("cpu") is not None:
-        pytest.skip(compile_problem("cpu"))
-    shape, cpu, seed = torch.Size((16, 4, 128, 128)), torch.device("cpu"), torch.tensor([-123457], dtype=torch.int32)
-    compiled = torch.compile(hashed_dropout_mask, fullgraph=True)
-    assert torch.equal(compiled(shape, 0.1, torch.float32, cpu, seed),
-                       hashed_dropout_mask(shape, 0.1, torch.float32, cpu, seed))
-
-    import helpers.model as M
-
-    traced = []  # what the compiler traced through: the hash, not dropout_mask or F.dropout
-    monkeypatch.setattr(M, "hashed_dropout_mask", lambda *a: traced.append(a[0]) or hashed_dropout_mask(*a))
-    x = torch.randn(shape) + 10.0  # no zeros of its own
-    drop = torch.compile(Dropout(0.1).train(), fullgraph=True)
-    torch.manual_seed(3)
-    y, y2 = drop(x), drop(x)
-    assert traced and set(traced) == {shape}
-    assert abs((y == 0).float().mean().item() - 0.1) < 0.003 and torch.allclose(y[y != 0], x[y != 0] / 0.9)
-    assert abs(((y == 0) & (y2 == 0)).float().mean().item() - 0.01) < 0.002  # a new, independent mask
-    torch.manual_seed(3)
-    assert torch.equal(drop(x), y)
-
-
 def test_training_mode_dropout_is_random_and_eval_mode_is_not():
     torch.manual_seed(0)
     model = GPT(ModelConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=32, dropout=0.2))
@@ -234,27 +173,6 @@ def test_training_mode_dropout_is_random_and_eval_mode_is_not():
         model.zero_grad()
         model.eval()
         assert torch.equal(model(x, x)[0], model(x, x)[0])
-
-
-def test_embedding_dropout_drops_whole_token_types_in_training_only():
-    torch.manual_seed(0)
-    p, V = 0.3, 512
-    model = GPT(ModelConfig(vocab_size=V, block_size=64, n_layer=1, n_head=2, n_embd=16, embed_dropout=p,
-                            pos_emb="rope"))
-    idx = torch.arange(V).repeat(2).reshape(16, 64)  # every token type twice, in different rows
-    table = model.transformer.wte.weight
-    x = model.train().embed(idx)
-    scale = (x / table[idx]).mean(-1)  # (B, T): 0 where the type was dropped, 1 / (1 - p) where kept
-    kept = scale > 0.5
-    assert torch.allclose(scale[kept], torch.full_like(scale[kept], 1 / (1 - p)), atol=1e-4)
-    first, second = kept.flatten()[:V], kept.flatten()[V:]  # type v sits at flat positions v and V + v
-    assert torch.equal(first, second)  # one verdict per type, wherever it occurs
-    per_type = first.float()
-    assert abs(1 - per_type.mean().item() - p) < 0.07  # about p of the types dropped
-    assert not torch.equal(model.embed(idx), x)  # a new draw every step
-    assert torch.equal(model.eval().embed(idx), table[idx])  # nothing dropped when evaluating
-    with pytest.raises(ValueError, match="embed_dropout"):
-        ModelConfig(embed_dropout=1.0)
 
 
 ROPE = ModelConfig(vocab_size=97, block_size=16, n_layer=2, n_head=2, n_embd=32, pos_emb="rope")
@@ -310,73 +228,10 @@ def test_relu2_mlp_squares_the_positive_part_and_keeps_the_parameters():
     h = relu2.c_fc(x)
     assert torch.allclose(relu2(x), relu2.c_proj(torch.where(h > 0, h * h, 0.0)), atol=1e-6)
     assert not torch.allclose(relu2(x), gelu(x), atol=1e-3)
-    from helpers.model import ReLU2
+    from helpers.kernels import ReLU2
 
     xd = torch.randn(3, 7, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(ReLU2(), (xd,))  # the hand-written backward is the true gradient
-
-
-@pytest.mark.parametrize("kernel", ["sdpa", "explicit"])
-def test_qk_norm_makes_attention_blind_to_the_scale_of_queries_and_keys(kernel):
-    from helpers.model import CausalSelfAttention
-
-    torch.manual_seed(0)
-    x = torch.randn(2, 16, 32)
-    for qk_norm in (True, False):
-        attn = CausalSelfAttention(replace(ROPE, qk_norm=qk_norm)).eval()
-        attn.kernel = kernel
-        before = attn(x)
-        with torch.no_grad():
-            attn.c_attn.weight[:64] *= 7.0  # the q and k rows (and their biases); v untouched
-            attn.c_attn.bias[:64] *= 7.0
-        assert torch.allclose(attn(x), before, atol=1e-4) == qk_norm
-
-
-def test_logit_softcap_bounds_the_logits_and_is_off_by_default():
-    torch.manual_seed(0)
-    x = torch.randint(97, (2, 16))
-    plain, capped = GPT(ROPE).eval(), GPT(replace(ROPE, logit_softcap=5.0)).eval()
-    capped.load_state_dict(plain.state_dict())
-    with torch.no_grad():
-        for m in (plain, capped):
-            m.lm_head.weight.mul_(500.0)  # logits far beyond the cap
-    raw, soft = plain(x, x)[0], capped(x, x)[0]
-    assert raw.abs().max() > 50 and soft.abs().max() <= 5.0
-    assert torch.allclose(soft, 5.0 * torch.tanh(raw / 5.0), atol=1e-4)
-    assert torch.allclose(capped(x)[0], soft[:, [-1]], atol=1e-5)  # generation sees the same capped logits
-    from helpers.model import _SoftcapFn
-
-    xd = (torch.randn(3, 7, dtype=torch.float64) * 20).requires_grad_()
-    assert torch.autograd.gradcheck(lambda v: _SoftcapFn.apply(v, 5.0), (xd,))
-
-
-def test_zero_init_proj_starts_every_block_as_the_identity():
-    torch.manual_seed(0)
-    model = GPT(replace(ROPE, zero_init_proj=True)).eval()
-    x = torch.randint(97, (2, 16))
-    direct = model.lm_head(model.transformer.ln_f(model.embed(x)))  # no block applied at all
-    assert torch.allclose(model(x, x)[0], direct, atol=1e-6)
-    assert not torch.allclose(GPT(ROPE).eval()(x, x)[0], direct, atol=1e-4)  # the GPT-2 init is not
-
-
-def test_drop_path_skips_whole_sequences_in_training_only():
-    torch.manual_seed(0)
-    p = 0.5
-    model = GPT(replace(ROPE, n_layer=1, drop_path=p)).train()
-    block = model.transformer.h[0]
-    y = torch.ones(400, 3, 5)
-    out = block.branch(y)
-    per_seq = out[:, 0, 0]
-    assert set(per_seq.tolist()) == {0.0, 1 / (1 - p)}  # a whole sequence is skipped or scaled, never a part
-    assert torch.equal(out, per_seq[:, None, None].expand_as(out))
-    assert abs((per_seq == 0).float().mean().item() - p) < 0.08
-    assert torch.equal(block.eval().branch(y), y)  # nothing skipped when evaluating
-    x = torch.randint(97, (4, 16))
-    plain = GPT(replace(ROPE, n_layer=1)).eval()
-    plain.load_state_dict(model.state_dict())
-    assert torch.allclose(model.eval()(x, x)[0], plain(x, x)[0])  # and the option changes nothing else
-    with pytest.raises(ValueError, match="drop_path"):
-        ModelConfig(drop_path=1.0)
 
 
 def test_new_model_options_are_validated():
@@ -384,28 +239,25 @@ def test_new_model_options_are_validated():
         ModelConfig(pos_emb="alibi")
     with pytest.raises(ValueError, match="mlp"):
         ModelConfig(mlp="swish")
-    with pytest.raises(ValueError, match="logit_softcap"):
-        ModelConfig(logit_softcap=-1.0)
-    with pytest.raises(ValueError, match="qk_norm"):
-        ModelConfig(qk_norm="yes")  # e.g. from a hand-edited checkpoint header
-    with pytest.raises(ValueError, match="zero_init_proj"):
-        ModelConfig(zero_init_proj=1)
+    with pytest.raises(ValueError, match="bias"):
+        ModelConfig(bias="yes")  # e.g. from a hand-edited checkpoint header
     with pytest.raises(ValueError, match="even head size"):
         ModelConfig(n_embd=30, n_head=2, pos_emb="rope")
 
 
 def test_cpu_preset_resolves_by_the_dtype_the_cpu_trains_in(monkeypatch):
-    from helpers import device as D
+    from helpers import device
+    from helpers.config import resolve_preset
 
-    monkeypatch.setattr(D, "cpu_has_native_bf16", lambda: True)
-    assert D.resolve_preset("cpu", "cpu") == "cpu"
-    assert D.resolve_preset("cpu", "cpu", "float32") == "cpu-fp32"  # --dtype float32 asks for the fp32 shape
-    monkeypatch.setattr(D, "cpu_has_native_bf16", lambda: False)
-    assert D.resolve_preset("cpu", "cpu") == "cpu-fp32"
-    assert D.resolve_preset("cpu", "cpu", "bfloat16") == "cpu"
-    assert D.resolve_preset("cpu", "cuda") == "cpu"  # the name means the CPU's shape only on a CPU
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    assert resolve_preset("cpu", "cpu") == "cpu"
+    assert resolve_preset("cpu", "cpu", "float32") == "cpu-fp32"  # --dtype float32 asks for the fp32 shape
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    assert resolve_preset("cpu", "cpu") == "cpu-fp32"
+    assert resolve_preset("cpu", "cpu", "bfloat16") == "cpu"
+    assert resolve_preset("cpu", "cuda") == "cpu"  # the name means the CPU's shape only on a CPU
     for name in ("smoke", "gpu-124m", "cpu-fp32"):
-        assert D.resolve_preset(name, "cpu") == name
+        assert resolve_preset(name, "cpu") == name
     m, t = get_preset("cpu-fp32", vocab_size=4096)
     assert m.pos_emb == "rope" and t.dtype == "float32" and m.block_size == PRESETS["cpu"].model.block_size
 
@@ -448,43 +300,3 @@ def test_the_causal_mask_is_a_buffer_that_no_checkpoint_holds(model):
     assert not any("causal" in k for k in model.state_dict())
     GPT(CFG).load_state_dict(model.state_dict())  # strict: the key sets agree
 
-
-def test_the_compiled_cpu_loss_gives_the_loss_and_gradient_of_cross_entropy():
-    """In a compiled CPU graph TokenLoss uses _CrossEntropyFn, its gradient (softmax - onehot) / N
-    written out. Its loss and bf16 gradient must be F.cross_entropy's, and the gradient must point at
-    the targets (pull their logits up, the others down)."""
-    from helpers.device import compile_problem
-    from helpers.model import TokenLoss, _CrossEntropyFn
-
-    if compile_problem("cpu") is not None:
-        pytest.skip(compile_problem("cpu"))
-    from torch._inductor.compile_fx import compile_fx
-
-    graphs = []  # what the compiler traced, handed on to the usual backend (Inductor)
-
-    def backend(gm, example_inputs):
-        graphs.append(gm)
-        return compile_fx(gm, example_inputs)
-
-    torch.manual_seed(0)
-    logits = (torch.randn(96, 97) * 3).bfloat16()
-    y = torch.randint(97, (96,))
-    want_x = logits.clone().requires_grad_()
-    want = torch.nn.functional.cross_entropy(want_x.float(), y)
-    want.backward()
-    got_x = logits.clone().requires_grad_()
-    got = torch.compile(TokenLoss(), backend=backend, fullgraph=True)(got_x, y)
-    got.backward()
-    assert len(graphs) == 1 and "autograd_function_apply" in graphs[0].code  # through _CrossEntropyFn
-    assert "logsumexp" in graphs[0].fwd_body_0.code and "arange" in graphs[0].bwd_body_0.code
-    assert got.dtype == torch.float32 and got.item() == pytest.approx(want.item(), abs=1e-5)
-    assert got_x.grad.dtype == torch.bfloat16
-    assert torch.allclose(got_x.grad.float(), want_x.grad.float(), atol=1e-5, rtol=1e-2)
-    rows = torch.arange(96)
-    assert (got_x.grad[rows, y] < 0).all()  # the targets' logits go up
-    others = got_x.grad.float().clone()
-    others[rows, y] = 0
-    assert (others >= 0).all() and got_x.grad.float().sum(1).abs().max() < 1e-4  # each row's gradient sums to 0
-    # eagerly the module keeps F.cross_entropy (faster there); the Function agrees with it too
-    assert TokenLoss()(logits, y).item() == pytest.approx(want.item(), abs=1e-5)
-    assert _CrossEntropyFn.apply(logits.float(), y).item() == pytest.approx(want.item(), abs=1e-5)

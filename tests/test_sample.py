@@ -49,7 +49,7 @@ def test_repetition_and_novelty_scores():
 
 
 def test_full_loss_agrees_with_the_mean_of_window_losses(tiny_run, prepared):
-    from helpers.memmap import load_data
+    from helpers.dataset import load_data
 
     ck = C.load(tiny_run)
     data = load_data(prepared)

@@ -1,6 +1,7 @@
-"""Token memmaps: `train.bin` / `val.bin` (uint16) plus `meta.json`, and random training windows.
+"""A prepared dataset: the token memmaps `train.bin` / `val.bin` (uint16), `meta.json` and the
+tokenizer, read back and checked; random training windows; the documents of a split.
 
-Taught in notebook 01. Each document is stored as <|endoftext|> followed by its tokens, so the
+Written by helpers/prepare.py; taught in notebook 01. Each document is stored as <|endoftext|> followed by its tokens, so the
 model learns where plots begin and end, and generation can stop at the end of one.
 """
 from __future__ import annotations
@@ -42,6 +43,24 @@ class PreparedData:
     def bytes_per_token(self, split: str = "val") -> float:
         s = self.meta["splits"][split]
         return s["bytes"] / max(s["tokens"], 1)
+
+    @property
+    def fingerprint(self) -> str:
+        """The tokenizer's fingerprint (a hash of its merges) that this data was prepared with."""
+        return self.meta["tokenizer"]["fingerprint"]
+
+    def check_tokenizer(self, enc: tiktoken.Encoding, source) -> None:
+        """Refuse a model whose tokenizer is not this data's: its token ids would mean other text."""
+        if tok.fingerprint(enc) != self.fingerprint:
+            raise DataError(f"tokenizer mismatch: {source} was trained with tokenizer {tok.fingerprint(enc)} but "
+                            f"{self.path} was prepared with {self.fingerprint}; prepare the corpus with the "
+                            f"checkpoint's tokenizer: plotgpt prepare CORPUS --tokenizer-from {source}")
+
+    def documents(self, split: str = "train") -> list[str]:
+        """The documents of a split, decoded back from its tokens (each opens with <|endoftext|>)."""
+        ids = np.asarray(self.tokens(split))
+        starts = np.flatnonzero(ids == self.tokenizer.eot_token)
+        return [self.tokenizer.decode(ids[a + 1:b].tolist()) for a, b in zip(starts, [*starts[1:], len(ids)])]
 
 
 def load_data(path: str | Path) -> PreparedData:
@@ -87,16 +106,12 @@ class TokenWriter:
 
 
 def get_batch(data: np.ndarray, batch_size: int, block_size: int, generator: torch.Generator,
-              device: str = "cpu", rank: int = 0, world: int = 1, splitter=None,
-              shuffler=None) -> tuple[torch.Tensor, torch.Tensor]:
+              device: str = "cpu", rank: int = 0, world: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Random windows: x = tokens[i : i+T], y = tokens[i+1 : i+T+1], for B random offsets i.
 
     With `world` data-parallel ranks, every rank draws the offsets of the whole global batch from
     the same generator and keeps its own slice: the ranks see different windows, and together they
-    see exactly what one process with a world-times-larger batch would. A `splitter`
-    (helpers.augment.TokenSplitter) re-segments the windows, and a `shuffler` (helpers.augment.DocShuffler)
-    continues a window that leaves its document in a random other one; their random draws come from
-    the same generator.
+    see exactly what one process with a world-times-larger batch would.
     """
     n = len(data) - block_size - 1
     if n < 1:
@@ -104,27 +119,13 @@ def get_batch(data: np.ndarray, batch_size: int, block_size: int, generator: tor
                         "use a smaller --block-size or a bigger corpus")
     mine = slice(rank * batch_size, (rank + 1) * batch_size)  # this rank's rows of the global batch
     ix = torch.randint(n, (batch_size * world,), generator=generator)[mine].numpy()
-    if shuffler is None:
-        win = data[ix[:, None] + np.arange(block_size + 1)].astype(np.int64)  # (B, T+1)
-    else:  # up to 4 other documents per window, the same draws on every rank
-        picks = torch.randint(shuffler.n_docs, (batch_size * world, 4), generator=generator)[mine].numpy()
-        win = shuffler(data, ix, block_size + 1, picks)
-    if splitter is not None:
-        u = torch.rand((batch_size * world, block_size + 1), generator=generator)[mine]
-        win = splitter(win, u.numpy())
+    win = data[ix[:, None] + np.arange(block_size + 1)].astype(np.int64)  # (B, T+1): one gather, no loop
     xy = torch.from_numpy(win)
     if device.startswith("cuda"):
         xy = xy.pin_memory().to(device, non_blocking=True)  # overlap the copy with compute
     elif device != "cpu":
         xy = xy.to(device)
     return xy[:, :-1], xy[:, 1:]
-
-
-def documents(data: PreparedData, split: str = "train") -> list[str]:
-    """The documents of a prepared split, decoded back from its tokens (each opens with <|endoftext|>)."""
-    ids = np.asarray(data.tokens(split))
-    starts = np.flatnonzero(ids == data.tokenizer.eot_token)
-    return [data.tokenizer.decode(ids[a + 1:b].tolist()) for a, b in zip(starts, [*starts[1:], len(ids)])]
 
 
 def token_stats(data: PreparedData, split: str = "train", top: int = 10) -> dict:

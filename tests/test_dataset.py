@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from conftest import SAMPLE, write
-from helpers import memmap, prepare
+from helpers import dataset, paths, prepare
 from helpers.corpus import CorpusError, read_documents
-from helpers.memmap import DataError, get_batch, load_data
+from helpers.dataset import DataError, get_batch, load_data
 
 
 def test_prepared_sample_matches_its_documents(prepared):
@@ -24,11 +24,11 @@ def test_prepared_sample_matches_its_documents(prepared):
         decoded = enc.decode(ids.tolist()).split("<|endoftext|>")[1:]
         assert decoded == chosen
         assert meta["splits"][split]["bytes"] == sum(len(d.encode()) for d in chosen)
-    assert meta["source_sha256"] == prepare.source_sha256(SAMPLE)
+    assert meta["source_sha256"] == paths.sha256_file(SAMPLE)
 
 
 def test_token_stats(prepared):
-    s = memmap.token_stats(load_data(prepared), "train", top=5)
+    s = dataset.token_stats(load_data(prepared), "train", top=5)
     counts = [c for _, c in s["most_frequent"]]
     assert counts == sorted(counts, reverse=True) and len(counts) == 5
     assert 2.0 < s["bytes_per_token"] < 5.0
