@@ -216,19 +216,22 @@ class Clock:
 
     def __init__(self, before: float = 0.0):
         self.before, self.start, self.paused_s = before, time.monotonic(), 0.0
+        self._paused_at: float | None = None
 
     @contextlib.contextmanager
     def paused(self):
-        t0 = time.monotonic()
+        self._paused_at = time.monotonic()
         try:
             yield
         finally:
-            self.paused_s += time.monotonic() - t0
+            self.paused_s += time.monotonic() - self._paused_at
+            self._paused_at = None
 
     @property
     def session_s(self) -> float:
-        """Training time in this session."""
-        return time.monotonic() - self.start - self.paused_s
+        """Training time in this session (standing still while paused)."""
+        now = self._paused_at if self._paused_at is not None else time.monotonic()
+        return now - self.start - self.paused_s
 
     @property
     def train_s(self) -> float:
