@@ -72,7 +72,7 @@ def pick_dtype(device: str, requested: str = "auto") -> torch.dtype:
     GPU: bfloat16 where supported (no loss scaling needed), else float16 (+ GradScaler).
     CPU: bfloat16 where the processor does bf16 in hardware - measured twice the tokens/s of
     fp32 on 2 Zen 4 cores for the cpu preset, at the same plots-bench bits per byte for the same
-    minutes (see the Performance page) - else float32. Apple MPS: float32.
+    minutes (bench/LOG.md) - else float32. Apple MPS: float32.
     """
     if requested != "auto":
         return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[requested]

@@ -23,7 +23,7 @@ class Rotary(nn.Module):
     """Rotary position embedding (Su et al. 2021, as in GPT-NeoX): position t turns each pair of
     channels (i, i + hs/2) of q and k by the angle t * base^(-2i/hs). A dot product of a rotated q
     and k then depends only on how far apart the two tokens are, not on where they are: there is
-    no position table to learn, and a small model learns faster (plots-bench, the Performance page).
+    no position table to learn, and a small model learns faster (plots-bench, bench/LOG.md).
     """
 
     def __init__(self, head_size: int, max_len: int, base: float = 10000.0):
